@@ -1,0 +1,1 @@
+"""Missed-dose detection, escalation and notifications."""

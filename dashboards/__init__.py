@@ -1,0 +1,1 @@
+"""The FastAPI web app: API, and later the console, worklist, admin and reports."""

@@ -1,0 +1,59 @@
+"""The FastAPI application factory: wiring only; routes live in :mod:`dashboards.api`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from psycopg_pool import ConnectionPool
+
+from dashboards.api import router
+from dosewatch import __version__
+from dosewatch.clock import Clock
+
+
+def create_app(pool: ConnectionPool, clock: Clock, *, horizon: timedelta = timedelta(hours=48)) -> FastAPI:
+    app = FastAPI(
+        title="dosewatch",
+        version=__version__,
+        description="Home medication dispensers: schedules, dose events, missed-dose alarms.",
+    )
+    app.state.pool = pool
+    app.state.clock = clock
+    app.state.horizon = horizon
+    app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _readable_422(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        lines = []
+        for err in errors:
+            where = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+            lines.append(f"{where}: {err['msg']}")
+        return JSONResponse(
+            status_code=422,
+            content={"detail": "; ".join(lines), "errors": [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors
+            ]},
+        )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def _home() -> str:
+        return (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>dosewatch</title>"
+            "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
+            "<h1>dosewatch</h1><p>The alarm console comes in a later release. For now:</p><ul>"
+            "<li><a href='/api/v1/alarms?state=open'>open alarms (JSON)</a></li>"
+            "<li><a href='/api/v1/quarantine'>quarantined messages</a></li>"
+            "<li><a href='/docs'>the API (OpenAPI)</a></li></ul></body></html>"
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    def _health() -> dict[str, str]:
+        with pool.connection() as conn:
+            conn.execute("SELECT 1")
+        return {"status": "ok"}
+
+    return app

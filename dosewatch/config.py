@@ -1,0 +1,113 @@
+"""Settings from the environment, validated once at start-up.
+
+Every variable is prefixed ``DOSEWATCH_``. A missing database or broker URL is not an error: it
+means "start the embedded one" (see :mod:`dosewatch.embedded`), so a newcomer needs no set-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message says which and how to fix it (one line)."""
+
+
+@dataclass(frozen=True)
+class MqttUrl:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+    def redacted(self) -> str:
+        scheme = "mqtts" if self.tls else "mqtt"
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+def parse_mqtt_url(url: str) -> MqttUrl:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise ValueError("no host in the URL")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    tls = parts.scheme == "mqtts"
+    return MqttUrl(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOSEWATCH_", extra="ignore")
+
+    database_url: str | None = Field(default=None, description="PostgreSQL URL; unset = embedded")
+    mqtt_url: str | None = Field(default=None, description="mqtt:// or mqtts:// URL; unset = embedded")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    timezone: str = "Europe/Stockholm"
+    # The gateway's MQTT client id is its persistent-session identity: keep it stable per process.
+    mqtt_client_id: str = "dosewatch-gateway"
+    # auto: MQTT 5, falling back to 3.1.1 for brokers that only speak that (e.g. amqtt).
+    mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    # How long the broker keeps the gateway's session (and queued QoS 1 messages) while it is away.
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    sweep_interval_s: float = Field(default=5.0, gt=0)
+    plan_horizon_h: int = Field(default=48, ge=24, le=24 * 14)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if urlsplit(v).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must start with postgresql://")
+        return v
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parse_mqtt_url(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {v!r}") from None
+        return v
+
+    @property
+    def mqtt(self) -> MqttUrl | None:
+        return parse_mqtt_url(self.mqtt_url) if self.mqtt_url else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise :class:`ConfigError` with one readable line per mistake."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "DOSEWATCH_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']}")
+        raise ConfigError("; ".join(lines)) from None

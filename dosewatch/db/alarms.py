@@ -1,0 +1,143 @@
+"""SQL for alarms and their history.
+
+Exactly-once is the database's job, not the scheduler's: closing slots claims them with
+``FOR UPDATE SKIP LOCKED`` (so concurrent sweeps share the work instead of queueing on it), and
+the partial unique index ``alarms_one_per_slot`` makes a second alarm for a slot impossible
+even if two claims ever overlapped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+Row = dict[str, Any]
+
+ALARM_COLUMNS = (
+    "id, kind, dispenser_id, patient_id, slot_id, slot_due_at, priority, state, opened_at,"
+    " acknowledged_at, acknowledged_by, cleared_at, resolved_at, resolved_by, outcome, note"
+)
+
+# The SQL form of dosewatch.domain.slots.close_window: pending and window_end <= now → missed.
+_CLOSE_DUE_SLOTS = """
+WITH due AS (
+    SELECT id FROM dose_slots
+    WHERE state = 'pending' AND window_end <= %(now)s
+    ORDER BY window_end LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), closed AS (
+    UPDATE dose_slots s SET state = 'missed', closed_at = %(now)s
+    FROM due WHERE s.id = due.id
+    RETURNING s.id, s.dispenser_id, s.due_at
+), opened AS (
+    INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, opened_at)
+    SELECT 'missed_dose', c.dispenser_id, d.patient_id, c.id, c.due_at, %(now)s
+    FROM closed c JOIN dispensers d ON d.id = c.dispenser_id
+    ON CONFLICT (slot_id) WHERE slot_id IS NOT NULL DO NOTHING
+    RETURNING id
+)
+INSERT INTO alarm_history (alarm_id, at, action, actor, via)
+SELECT id, %(now)s, 'opened', 'system', 'automatic' FROM opened
+RETURNING alarm_id
+"""
+
+
+def close_due_slots(conn: Connection, now: datetime, limit: int = 1000) -> list[int]:
+    """Turn pending slots whose window has closed into missed slots with one alarm each."""
+    rows = conn.execute(_CLOSE_DUE_SLOTS, {"now": now, "limit": limit}).fetchall()
+    return [r["alarm_id"] for r in rows]  # type: ignore[call-overload]
+
+
+def open_missed_dose_alarm(conn: Connection, slot_id: int, now: datetime, via: str) -> int | None:
+    row = conn.execute(
+        "INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, opened_at)"
+        " SELECT 'missed_dose', s.dispenser_id, d.patient_id, s.id, s.due_at, %s"
+        " FROM dose_slots s JOIN dispensers d ON d.id = s.dispenser_id WHERE s.id = %s"
+        " ON CONFLICT (slot_id) WHERE slot_id IS NOT NULL DO NOTHING RETURNING id",
+        (now, slot_id),
+    ).fetchone()
+    if row is None:
+        return None
+    alarm_id = int(row["id"])  # type: ignore[call-overload]
+    add_history(conn, alarm_id, now, "opened", "system", via)
+    return alarm_id
+
+
+def clear_for_slot(conn: Connection, slot_id: int, now: datetime, detail: dict[str, Any]) -> None:
+    """The cause went away (a late dose arrived). Acknowledgement is left as it was."""
+    rows = conn.execute(
+        "UPDATE alarms SET cleared_at = %s WHERE slot_id = %s AND cleared_at IS NULL"
+        " AND resolved_at IS NULL RETURNING id",
+        (now, slot_id),
+    ).fetchall()
+    for r in rows:
+        add_history(conn, r["id"], now, "cleared", "system", "automatic", detail)  # type: ignore[call-overload]
+
+
+def acknowledge(conn: Connection, alarm_id: int, now: datetime, actor: str, via: str) -> Row | None:
+    """Acknowledge an unresolved alarm; idempotent. ``None`` if it is resolved or absent."""
+    row = conn.execute(
+        "UPDATE alarms SET acknowledged_at = %s, acknowledged_by = %s"
+        " WHERE id = %s AND acknowledged_at IS NULL AND resolved_at IS NULL RETURNING id",
+        (now, actor, alarm_id),
+    ).fetchone()
+    if row is not None:
+        add_history(conn, alarm_id, now, "acknowledged", actor, via)
+    current = get_alarm(conn, alarm_id)
+    if current is None or current["state"] == "resolved":
+        return None
+    return current
+
+
+def resolve(
+    conn: Connection, alarm_id: int, now: datetime, actor: str, via: str, outcome: str,
+    note: str | None,
+) -> Row | None:
+    """Resolve an unresolved alarm. A resolution is also an acknowledgement if none came first."""
+    row = conn.execute(
+        "UPDATE alarms SET resolved_at = %(now)s, resolved_by = %(actor)s, outcome = %(outcome)s,"
+        " note = %(note)s, acknowledged_at = COALESCE(acknowledged_at, %(now)s),"
+        " acknowledged_by = COALESCE(acknowledged_by, %(actor)s)"
+        " WHERE id = %(id)s AND resolved_at IS NULL RETURNING id",
+        {"now": now, "actor": actor, "outcome": outcome, "note": note, "id": alarm_id},
+    ).fetchone()
+    if row is None:
+        return None
+    add_history(conn, alarm_id, now, "resolved", actor, via, {"outcome": outcome, "note": note})
+    return get_alarm(conn, alarm_id)
+
+
+def get_alarm(conn: Connection, alarm_id: int) -> Row | None:
+    return conn.execute(  # type: ignore[return-value]
+        f"SELECT {ALARM_COLUMNS} FROM alarms WHERE id = %s", (alarm_id,)
+    ).fetchone()
+
+
+def list_alarms(conn: Connection, *, state: str | None, limit: int) -> list[Row]:
+    return conn.execute(  # type: ignore[return-value]
+        f"SELECT {ALARM_COLUMNS} FROM alarms WHERE %(state)s::text IS NULL OR state = %(state)s"
+        " ORDER BY opened_at DESC, id DESC LIMIT %(limit)s",
+        {"state": state, "limit": limit},
+    ).fetchall()
+
+
+def history(conn: Connection, alarm_id: int) -> list[Row]:
+    return conn.execute(  # type: ignore[return-value]
+        "SELECT at, action, actor, via, detail FROM alarm_history WHERE alarm_id = %s"
+        " ORDER BY at, id",
+        (alarm_id,),
+    ).fetchall()
+
+
+def add_history(
+    conn: Connection, alarm_id: int, at: datetime, action: str, actor: str, via: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO alarm_history (alarm_id, at, action, actor, via, detail)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (alarm_id, at, action, actor, via, Jsonb(detail or {})),
+    )

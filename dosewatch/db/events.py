@@ -1,0 +1,74 @@
+"""SQL for dose events (with their idempotency ledger) and dispenser status history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from dosewatch.domain.protocol import Event, Status, to_jsonable
+
+
+def claim_event_id(conn: Connection, event: Event, received_at: datetime) -> bool:
+    """True the first time this (dispenser, event_id) is seen; False for a duplicate."""
+    cur = conn.execute(
+        "INSERT INTO dose_event_keys (dispenser_id, event_id, received_at) VALUES (%s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (event.dispenser_id, event.event_id, received_at),
+    )
+    return cur.rowcount == 1
+
+
+def insert_event(
+    conn: Connection, event: Event, received_at: datetime, slot_id: int | None, match: str
+) -> None:
+    conn.execute(
+        "INSERT INTO dose_events (dispenser_id, event_id, seq, type, occurred_at, received_at,"
+        " dose_due_at, doses_left, slot_id, match, payload)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            event.dispenser_id,
+            event.event_id,
+            event.seq,
+            event.type.value,
+            event.occurred_at,
+            received_at,
+            event.dose_due_at,
+            event.doses_left,
+            slot_id,
+            match,
+            Jsonb(to_jsonable(event)),
+        ),
+    )
+
+
+def list_events(conn: Connection, dispenser_id: str, limit: int) -> list[dict[str, Any]]:
+    return conn.execute(  # type: ignore[return-value]
+        "SELECT event_id, seq, type, occurred_at, received_at, dose_due_at, doses_left,"
+        " slot_id, match, payload FROM dose_events WHERE dispenser_id = %s"
+        " ORDER BY occurred_at DESC, seq DESC LIMIT %s",
+        (dispenser_id, limit),
+    ).fetchall()
+
+
+def insert_status(conn: Connection, status: Status, received_at: datetime) -> None:
+    conn.execute(
+        "INSERT INTO dispenser_status (dispenser_id, at, received_at, battery_pct, on_mains,"
+        " doses_left, temperature_c, firmware, rssi_dbm, schedule_version, payload)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            status.dispenser_id,
+            status.at,
+            received_at,
+            status.battery_pct,
+            status.on_mains,
+            status.doses_left,
+            status.temperature_c,
+            status.firmware,
+            status.rssi_dbm,
+            status.schedule_version,
+            Jsonb(to_jsonable(status)),
+        ),
+    )

@@ -1,0 +1,37 @@
+"""SQL for quarantined messages: everything the gateway could not accept, with raw bytes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+
+
+def quarantine(
+    conn: Connection,
+    *,
+    topic: str,
+    payload: bytes,
+    reason: str,
+    received_at: datetime,
+    dispenser_id: str | None,
+) -> int:
+    row = conn.execute(
+        "INSERT INTO quarantine (received_at, topic, payload, reason, dispenser_id)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (received_at, topic, payload, reason, dispenser_id),
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])  # type: ignore[call-overload]
+
+
+def list_quarantine(
+    conn: Connection, *, limit: int, dispenser_id: str | None = None
+) -> list[dict[str, Any]]:
+    return conn.execute(  # type: ignore[return-value]
+        "SELECT id, received_at, topic, payload, reason, dispenser_id FROM quarantine"
+        " WHERE %(d)s::text IS NULL OR dispenser_id = %(d)s"
+        " ORDER BY id DESC LIMIT %(limit)s",
+        {"d": dispenser_id, "limit": limit},
+    ).fetchall()

@@ -1,0 +1,59 @@
+"""``dosewatch demo``: a small fleet whose first doses fall due within a minute or two.
+
+Three patients: one takes the dose on time, one a little late but inside the window, and one
+never takes it — so a missed-dose alarm opens within about three minutes of starting.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from psycopg import Connection
+
+from dosewatch.db import registry
+from dosewatch.db import schedules as schedule_sql
+from dosewatch.domain.schedule import local_instant
+from dispenser_sim.fleet import VirtualDispenser
+
+DEMO_FLEET = (
+    # dispenser id, patient, phone, address, seconds after due the dose is taken (None: never)
+    ("DEMO-001", "Astrid Lindqvist", "+46 90 123 4501", "Storgatan 1, Umeå", 5),
+    ("DEMO-002", "Bertil Nyström", "+46 90 123 4502", "Kungsgatan 12, Umeå", 30),
+    ("DEMO-003", "Carin Holmberg", "+46 90 123 4503", "Rådhusesplanaden 7, Umeå", None),
+)
+WINDOW_MIN = 1
+
+
+def first_due(now: datetime, tz: ZoneInfo) -> datetime:
+    """The first whole local minute at least 20 s ahead (dose times have minute resolution)."""
+    local = (now + timedelta(seconds=20)).astimezone(tz)
+    minute = math.ceil((local.second + local.microsecond / 1e6) / 60)
+    return (local.replace(second=0, microsecond=0) + timedelta(minutes=minute)).astimezone(UTC)
+
+
+def set_up(conn: Connection, now: datetime, tz_name: str, horizon: timedelta) -> list[VirtualDispenser]:
+    """Create (or reuse) the demo patients and dispensers and give them a schedule due soon."""
+    tz = ZoneInfo(tz_name)
+    due = first_due(now, tz)
+    local_due = due.astimezone(tz)
+    doses = [{"time": local_due.strftime("%H:%M"), "window_min": WINDOW_MIN}]
+    fleet = []
+    for dispenser_id, name, phone, address, take_after in DEMO_FLEET:
+        if registry.get_dispenser(conn, dispenser_id) is None:
+            patient = registry.create_patient(conn, name=name, phone=phone, address=address,
+                                              note="demo patient")
+            registry.create_dispenser(conn, dispenser_id=dispenser_id, patient_id=patient["id"])
+        schedule_sql.save_schedule(conn, dispenser_id, timezone=tz_name, doses=doses,
+                                   valid_from=local_due.date(), now=now)
+        schedule_sql.replan(conn, dispenser_id, now, now + horizon)
+        assert local_instant(local_due.date(), local_due.time(), tz) == due
+        fleet.append(VirtualDispenser(
+            dispenser_id, [due],
+            None if take_after is None else timedelta(seconds=take_after)))
+    return fleet
+
+
+def today(now: datetime, tz_name: str) -> date:
+    return now.astimezone(ZoneInfo(tz_name)).date()

@@ -1,0 +1,70 @@
+"""Dose slot states and their transitions, as one pure function.
+
+States:
+``pending``     expected, window not yet closed;
+``taken``       the dispenser reported the dose taken, received by the server inside the window;
+``taken_late``  taken, but received after the window closed (or after the slot was declared
+                missed/unknown);
+``missed``      the window closed with no dose taken, or the device withdrew the dose;
+``unknown``     the dispenser was offline when the window closed (reserved for the offline
+                tracker; treated like ``missed`` for late events);
+``suspended``   inside an absence: no alarm, excluded from adherence.
+
+The server clock decides: a dose counts as on time when the server *received* it before the
+window ended. A device clock may be minutes off, so ``occurred_at`` is recorded, not trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from dosewatch.domain.protocol import EventType
+
+
+class SlotState(StrEnum):
+    PENDING = "pending"
+    TAKEN = "taken"
+    TAKEN_LATE = "taken_late"
+    MISSED = "missed"
+    UNKNOWN = "unknown"
+    SUSPENDED = "suspended"
+
+
+OPEN_STATES = frozenset({SlotState.PENDING})
+CLOSED_UNTAKEN = frozenset({SlotState.MISSED, SlotState.UNKNOWN})
+TAKEN_STATES = frozenset({SlotState.TAKEN, SlotState.TAKEN_LATE})
+
+
+@dataclass(frozen=True)
+class Transition:
+    new_state: SlotState
+    opens_alarm: bool = False
+    clears_alarm: bool = False
+
+
+def apply_event(
+    state: SlotState, event: EventType, received_at: datetime, window_end: datetime
+) -> Transition | None:
+    """What a dose event does to a slot; ``None`` means "no change" (idempotent, order-free).
+
+    Taken always wins over missed, so duplicates and out-of-order delivery converge on the same
+    final state as in-order delivery.
+    """
+    if state in TAKEN_STATES or state is SlotState.SUSPENDED:
+        return None
+    if event is EventType.DOSE_TAKEN:
+        if state is SlotState.PENDING and received_at <= window_end:
+            return Transition(SlotState.TAKEN)
+        return Transition(SlotState.TAKEN_LATE, clears_alarm=state in CLOSED_UNTAKEN)
+    if event is EventType.DOSE_NOT_TAKEN and state is SlotState.PENDING:
+        return Transition(SlotState.MISSED, opens_alarm=True)
+    return None
+
+
+def close_window(state: SlotState, window_end: datetime, now: datetime) -> Transition | None:
+    """The sweep's rule: a pending slot whose window has closed becomes missed, with an alarm."""
+    if state is SlotState.PENDING and window_end <= now:
+        return Transition(SlotState.MISSED, opens_alarm=True)
+    return None

@@ -1,0 +1,95 @@
+"""Wiring: resolve the database and broker (configured or embedded), then start the parts.
+
+``dosewatch run`` starts every part in one process; ``gateway``, ``alarms`` and ``web`` start one
+part each, for scale-out. Every part migrates on start (migrations are idempotent and serialised
+by an advisory lock), so processes may start in any order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from dosewatch.clock import Clock, SystemClock
+from dosewatch.config import MqttUrl, Settings, parse_mqtt_url
+from dosewatch.db.migrate import migrate
+from dosewatch.db.pool import check_database, make_pool
+from dosewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    mqtt: MqttUrl | None
+    pool: ConnectionPool
+    clock: Clock
+    storage_mode: str
+    embedded_broker: bool = False
+
+    @property
+    def prefer_v5(self) -> bool:
+        # amqtt (the embedded broker) speaks only 3.1.1; don't make every start wait to learn it.
+        return self.settings.mqtt_protocol != "3.1.1" and not self.embedded_broker
+
+    @property
+    def horizon(self) -> timedelta:
+        return timedelta(hours=self.settings.plan_horizon_h)
+
+
+@contextlib.contextmanager
+def runtime(settings: Settings, *, need_mqtt: bool, clock: Clock | None = None) -> Iterator[Runtime]:
+    """Bring up what the settings describe (embedded where unset); tear it all down on exit."""
+    with contextlib.ExitStack() as stack:
+        db_url = settings.database_url
+        if db_url is None:
+            pg = EmbeddedPostgres()
+            db_url = pg.start()
+            stack.callback(pg.stop)
+        check_database(db_url)
+        mode = migrate(db_url)
+        mqtt_url = settings.mqtt
+        embedded = need_mqtt and mqtt_url is None
+        if embedded:
+            broker = EmbeddedBroker()
+            mqtt_url = parse_mqtt_url(broker.start())
+            stack.callback(broker.stop)
+        pool = make_pool(db_url)
+        stack.callback(pool.close)
+        yield Runtime(settings, db_url, mqtt_url, pool, clock or SystemClock(), mode, embedded)
+
+
+def start_gateway(rt: Runtime) -> Any:
+    from gateway.mqtt import Gateway
+
+    assert rt.mqtt is not None
+    gw = Gateway(rt.mqtt, rt.pool, rt.clock, client_id=rt.settings.mqtt_client_id,
+                 session_expiry_s=rt.settings.mqtt_session_expiry_s,
+                 prefer_v5=rt.prefer_v5)
+    gw.start()
+    return gw
+
+
+def start_alarm_jobs(rt: Runtime) -> Any:
+    from alarms.jobs import start_scheduler
+
+    return start_scheduler(rt.pool, rt.clock, sweep_interval_s=rt.settings.sweep_interval_s,
+                           horizon=rt.horizon)
+
+
+def serve_web(rt: Runtime) -> None:
+    import uvicorn
+
+    from dashboards.app import create_app
+
+    app = create_app(rt.pool, rt.clock, horizon=rt.horizon)
+    log.info("web app on http://%s:%d/ (API docs at /docs)", rt.settings.http_host, rt.settings.http_port)
+    uvicorn.run(app, host=rt.settings.http_host, port=rt.settings.http_port, log_level="warning")

@@ -1,0 +1,1 @@
+"""MQTT ingest: decode dispenser messages, store them, match dose events to slots."""

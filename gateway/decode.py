@@ -1,0 +1,77 @@
+"""Bytes from a topic → a validated message or a rejection with a human-readable reason (pure).
+
+Nothing here raises on input: whatever a broken or hostile device sends becomes a
+:class:`Rejection`, which the writer quarantines with the raw bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ValidationError
+
+from dosewatch.domain.protocol import MAX_PAYLOAD_BYTES, Event, Status, topic_dispenser_id
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    dispenser_id: str | None  # from the topic, so quarantine can be listed per dispenser
+
+
+@dataclass(frozen=True)
+class Online:
+    dispenser_id: str
+    online: bool
+
+
+Decoded = Event | Status | Online | Rejection
+
+_MODELS: dict[str, type[BaseModel]] = {"events": Event, "status": Status}
+
+
+def decode(topic: str, payload: bytes) -> Decoded:
+    parsed = topic_dispenser_id(topic)
+    if parsed is None:
+        return Rejection(f"unexpected topic {topic!r}", None)
+    topic_id, kind = parsed
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Rejection(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}", topic_id)
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(f"payload is not UTF-8 (byte {exc.start})", topic_id)
+    if kind == "online":
+        if text in ("0", "1"):
+            return Online(topic_id, text == "1")
+        return Rejection(f"online payload must be '0' or '1', got {text[:20]!r}", topic_id)
+    model = _MODELS.get(kind)
+    if model is None:
+        return Rejection(f"unknown topic kind {kind!r}", topic_id)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return Rejection(f"payload is not JSON: {exc}", topic_id)
+    if not isinstance(data, dict):
+        return Rejection(f"payload must be a JSON object, got {type(data).__name__}", topic_id)
+    try:
+        message = model.model_validate(data)
+    except ValidationError as exc:
+        return Rejection(f"invalid {kind} message: {_summarise(exc)}", topic_id)
+    assert isinstance(message, Event | Status)
+    if message.dispenser_id != topic_id:
+        return Rejection(
+            f"topic dispenser {topic_id!r} differs from payload dispenser_id "
+            f"{message.dispenser_id!r}",
+            topic_id,
+        )
+    return message
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from dosewatch.clock import FakeClock
+from dosewatch.config import MqttUrl, parse_mqtt_url
+from dosewatch.db.migrate import migrate
+from dosewatch.db.pool import make_pool
+from tests import servers
+
+# A Monday morning in Umeå, in winter time (UTC+1).
+T0 = datetime(2026, 11, 23, 6, 50, tzinfo=UTC)
+
+TABLES = ("alarm_history", "alarms", "dose_slots", "schedules", "dose_events", "dose_event_keys",
+          "dispenser_status", "quarantine", "dispensers", "patients")
+
+
+def pytest_report_header() -> list[str]:
+    return ["dosewatch: tests use real PostgreSQL and MQTT servers (see tests/servers.py)"]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with servers.postgres_server() as (admin, _), servers.private_database(admin) as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[MqttUrl]:
+    with servers.mqtt_server() as (url, _):
+        yield parse_mqtt_url(url)
+
+
+@pytest.fixture(scope="session")
+def _pool(database_url: str) -> Iterator[ConnectionPool]:
+    pool = make_pool(database_url, max_size=10, name="tests")
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def pool(_pool: ConnectionPool) -> ConnectionPool:
+    """The session pool, on an empty database."""
+    with _pool.connection() as conn:
+        conn.execute("TRUNCATE " + ", ".join(TABLES) + " RESTART IDENTITY CASCADE")
+    return _pool
+
+
+@pytest.fixture
+def conn(pool: ConnectionPool, database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as c:
+        yield c
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
+    """Poll for I/O to land (a message through the broker). Never used to wait out a window."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def publisher(mqtt_url: MqttUrl) -> Iterator[Callable[[str, bytes], None]]:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}")
+    if mqtt_url.username:
+        client.username_pw_set(mqtt_url.username, mqtt_url.password)
+    client.connect(mqtt_url.host, mqtt_url.port)
+    client.loop_start()
+
+    def publish(topic: str, payload: bytes) -> None:
+        client.publish(topic, payload, qos=1).wait_for_publish(timeout=10)
+
+    yield publish
+    client.disconnect()
+    client.loop_stop()
