@@ -45,9 +45,23 @@ def start_scheduler(
     scheduler = BackgroundScheduler(timezone="UTC")
     # coalesce + max_instances=1: a slow run is never stacked; the next one catches up.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-    scheduler.add_job(sweep_missed_doses, "interval", seconds=sweep_interval_s,
-                      args=(pool, clock), id="sweep", next_run_time=datetime.now(UTC), **common)
-    scheduler.add_job(plan_slots, "interval", minutes=10, args=(pool, clock, horizon),
-                      id="plan", next_run_time=datetime.now(UTC), **common)
+    scheduler.add_job(
+        sweep_missed_doses,
+        "interval",
+        seconds=sweep_interval_s,
+        args=(pool, clock),
+        id="sweep",
+        next_run_time=datetime.now(UTC),
+        **common,
+    )
+    scheduler.add_job(
+        plan_slots,
+        "interval",
+        minutes=10,
+        args=(pool, clock, horizon),
+        id="plan",
+        next_run_time=datetime.now(UTC),
+        **common,
+    )
     scheduler.start()
     return scheduler

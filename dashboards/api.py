@@ -9,14 +9,13 @@ from typing import Annotated
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from psycopg import Connection
 
 from dashboards import schemas
 from dosewatch.clock import Clock
+from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import events as event_sql
 from dosewatch.db import quarantine as quarantine_sql
-from dosewatch.db import registry
 from dosewatch.db import schedules as schedule_sql
 from dosewatch.domain.alarms import AlarmState
 
@@ -24,16 +23,16 @@ router = APIRouter(prefix="/api/v1")
 MAX_SLOT_RANGE = timedelta(days=62)
 
 
-def db(request: Request) -> Iterator[Connection]:
+def db(request: Request) -> Iterator[DbConn]:
     with request.app.state.pool.connection() as conn, conn.transaction():
         yield conn
 
 
 def clock(request: Request) -> Clock:
-    return request.app.state.clock  # type: ignore[no-any-return]
+    return request.app.state.clock
 
 
-Db = Annotated[Connection, Depends(db)]
+Db = Annotated[DbConn, Depends(db)]
 Now = Annotated[Clock, Depends(clock)]
 
 
@@ -41,7 +40,7 @@ def _not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} does not exist")
 
 
-def _dispenser_or_404(conn: Connection, dispenser_id: str) -> dict:
+def _dispenser_or_404(conn: DbConn, dispenser_id: str) -> dict:
     row = registry.get_dispenser(conn, dispenser_id)
     if row is None:
         raise _not_found(f"dispenser {dispenser_id!r}")
@@ -75,14 +74,19 @@ def get_dispenser(dispenser_id: str, conn: Db) -> dict:
 
 
 @router.put("/dispensers/{dispenser_id}/schedule", response_model=schemas.Schedule)
-def put_schedule(dispenser_id: str, body: schemas.ScheduleIn, conn: Db, clk: Now, request: Request) -> dict:
+def put_schedule(
+    dispenser_id: str, body: schemas.ScheduleIn, conn: Db, clk: Now, request: Request
+) -> dict:
     """Store a new schedule version and plan its slots at once (a dose due in 2 min is watched)."""
     _dispenser_or_404(conn, dispenser_id)
     now = clk.now()
     row = schedule_sql.save_schedule(
-        conn, dispenser_id, timezone=body.timezone,
+        conn,
+        dispenser_id,
+        timezone=body.timezone,
         doses=[{"time": d.time.strftime("%H:%M"), "window_min": d.window_min} for d in body.doses],
-        valid_from=body.valid_from, now=now,
+        valid_from=body.valid_from,
+        now=now,
     )
     schedule_sql.replan(conn, dispenser_id, now, now + request.app.state.horizon)
     return row
@@ -97,7 +101,9 @@ def get_schedule(dispenser_id: str, conn: Db) -> dict:
 
 @router.get("/dispensers/{dispenser_id}/slots", response_model=list[schemas.Slot])
 def get_slots(
-    dispenser_id: str, conn: Db, clk: Now,
+    dispenser_id: str,
+    conn: Db,
+    clk: Now,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
 ) -> list[dict]:
@@ -113,7 +119,9 @@ def get_slots(
 
 
 @router.get("/dispensers/{dispenser_id}/events", response_model=list[schemas.DoseEvent])
-def get_events(dispenser_id: str, conn: Db, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+def get_events(
+    dispenser_id: str, conn: Db, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict]:
     _dispenser_or_404(conn, dispenser_id)
     return event_sql.list_events(conn, dispenser_id, limit)
 
@@ -132,7 +140,9 @@ def get_alarm(alarm_id: int, conn: Db) -> dict:
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=schemas.Alarm)
-def acknowledge(alarm_id: int, conn: Db, clk: Now, body: schemas.AcknowledgeIn | None = None) -> dict:
+def acknowledge(
+    alarm_id: int, conn: Db, clk: Now, body: schemas.AcknowledgeIn | None = None
+) -> dict:
     by = body.by if body else "api"
     row = alarm_sql.acknowledge(conn, alarm_id, clk.now(), by, "api")
     return row or _raise(_conflict_or_404(conn, alarm_id))
@@ -140,7 +150,9 @@ def acknowledge(alarm_id: int, conn: Db, clk: Now, body: schemas.AcknowledgeIn |
 
 @router.post("/alarms/{alarm_id}/resolve", response_model=schemas.Alarm)
 def resolve(alarm_id: int, body: schemas.ResolveIn, conn: Db, clk: Now) -> dict:
-    row = alarm_sql.resolve(conn, alarm_id, clk.now(), body.by, "api", body.outcome.value, body.note)
+    row = alarm_sql.resolve(
+        conn, alarm_id, clk.now(), body.by, "api", body.outcome.value, body.note
+    )
     return row or _raise(_conflict_or_404(conn, alarm_id))
 
 
@@ -149,8 +161,14 @@ def list_quarantine(
     conn: Db, dispenser_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict]:
     rows = quarantine_sql.list_quarantine(conn, limit=limit, dispenser_id=dispenser_id)
-    return [{**r, "payload_text": _text(r["payload"]),
-             "payload_base64": base64.b64encode(r["payload"]).decode()} for r in rows]
+    return [
+        {
+            **r,
+            "payload_text": _text(r["payload"]),
+            "payload_base64": base64.b64encode(r["payload"]).decode(),
+        }
+        for r in rows
+    ]
 
 
 def _text(raw: bytes) -> str | None:
@@ -160,7 +178,7 @@ def _text(raw: bytes) -> str | None:
         return None
 
 
-def _conflict_or_404(conn: Connection, alarm_id: int) -> HTTPException:
+def _conflict_or_404(conn: DbConn, alarm_id: int) -> HTTPException:
     if alarm_sql.get_alarm(conn, alarm_id) is None:
         return _not_found(f"alarm {alarm_id}")
     return HTTPException(409, f"alarm {alarm_id} is already resolved")

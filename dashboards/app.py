@@ -14,7 +14,9 @@ from dosewatch import __version__
 from dosewatch.clock import Clock
 
 
-def create_app(pool: ConnectionPool, clock: Clock, *, horizon: timedelta = timedelta(hours=48)) -> FastAPI:
+def create_app(
+    pool: ConnectionPool, clock: Clock, *, horizon: timedelta = timedelta(hours=48)
+) -> FastAPI:
     app = FastAPI(
         title="dosewatch",
         version=__version__,
@@ -34,9 +36,12 @@ def create_app(pool: ConnectionPool, clock: Clock, *, horizon: timedelta = timed
             lines.append(f"{where}: {err['msg']}")
         return JSONResponse(
             status_code=422,
-            content={"detail": "; ".join(lines), "errors": [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors
-            ]},
+            content={
+                "detail": "; ".join(lines),
+                "errors": [
+                    {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors
+                ],
+            },
         )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

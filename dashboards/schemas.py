@@ -47,7 +47,7 @@ class Dispenser(BaseModel):
 
 
 class ScheduleIn(_In):
-    """The protocol's ``config`` message without its envelope (``v``, ``dispenser_id``, ``version``)."""
+    """The protocol's ``config`` message without its envelope (v, dispenser_id, version)."""
 
     timezone: str
     doses: Annotated[list[ConfigDose], Field(min_length=1, max_length=12)]

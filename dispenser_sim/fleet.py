@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 
+from dispenser_sim.messages import event
 from dosewatch.config import MqttUrl
 from dosewatch.domain.protocol import TOPIC_ROOT
-from dispenser_sim.messages import event
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,11 @@ class VirtualDispenser:
             if due <= now and ("presented", due) not in self._done:
                 self._done.add(("presented", due))
                 out.append(self._event("dose_presented", now, due))
-            if (self.take_after is not None and due + self.take_after <= now
-                    and ("taken", due) not in self._done):
+            if (
+                self.take_after is not None
+                and due + self.take_after <= now
+                and ("taken", due) not in self._done
+            ):
                 self._done.add(("taken", due))
                 self.doses_left -= 1
                 out.append(self._event("dose_taken", now, due, doses_left=self.doses_left))

@@ -13,9 +13,15 @@ def rfc3339(at: datetime) -> str:
 
 
 def event(
-    dispenser_id: str, seq: int, type_: str, occurred_at: datetime, *,
-    dose_due_at: datetime | None = None, doses_left: int | None = None,
-    detail: dict[str, Any] | None = None, event_id: str | None = None,
+    dispenser_id: str,
+    seq: int,
+    type_: str,
+    occurred_at: datetime,
+    *,
+    dose_due_at: datetime | None = None,
+    doses_left: int | None = None,
+    detail: dict[str, Any] | None = None,
+    event_id: str | None = None,
 ) -> bytes:
     body: dict[str, Any] = {
         "v": 1,

@@ -14,13 +14,18 @@ import typer
 
 from dosewatch.config import ConfigError, Settings, load_settings
 
-app = typer.Typer(help="dosewatch: medication dispenser monitoring and missed-dose alarms.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="dosewatch: medication dispenser monitoring and missed-dose alarms.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 def _setup(verbose: bool) -> Settings:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     for noisy in ("apscheduler", "httpx", "psycopg.pool", "pgserver", "amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -50,17 +55,20 @@ def _wait_forever() -> None:
 @app.command()
 def migrate(verbose: Verbose = False) -> None:
     """Apply database migrations (also done on every start)."""
+
     def go() -> None:
         from dosewatch.runtime import runtime
 
         with runtime(_setup(verbose), need_mqtt=False) as rt:
             typer.echo(f"migrations applied; storage mode: {rt.storage_mode}")
+
     _guard(go)
 
 
 @app.command()
 def run(verbose: Verbose = False) -> None:
     """Run everything in one process: gateway, alarm jobs and the web app."""
+
     def go() -> None:
         from dosewatch.runtime import runtime, serve_web, start_alarm_jobs, start_gateway
 
@@ -72,12 +80,14 @@ def run(verbose: Verbose = False) -> None:
             finally:
                 jobs.shutdown(wait=False)
                 gw.stop()
+
     _guard(go)
 
 
 @app.command()
 def gateway(verbose: Verbose = False) -> None:
     """Run only the MQTT gateway (scale-out)."""
+
     def go() -> None:
         from dosewatch.runtime import runtime, start_gateway
 
@@ -87,12 +97,14 @@ def gateway(verbose: Verbose = False) -> None:
                 _wait_forever()
             finally:
                 gw.stop()
+
     _guard(go)
 
 
 @app.command()
 def alarms(verbose: Verbose = False) -> None:
     """Run only the alarm jobs (scale-out; any number may run)."""
+
     def go() -> None:
         from dosewatch.runtime import runtime, start_alarm_jobs
 
@@ -102,23 +114,27 @@ def alarms(verbose: Verbose = False) -> None:
                 _wait_forever()
             finally:
                 jobs.shutdown(wait=False)
+
     _guard(go)
 
 
 @app.command()
 def web(verbose: Verbose = False) -> None:
     """Run only the web app and API (scale-out)."""
+
     def go() -> None:
         from dosewatch.runtime import runtime, serve_web
 
         with runtime(_setup(verbose), need_mqtt=False) as rt:
             serve_web(rt)
+
     _guard(go)
 
 
 @app.command()
 def demo(verbose: Verbose = False) -> None:
     """Everything, plus a demo fleet: a missed-dose alarm appears within about 3 minutes."""
+
     def go() -> None:
         from dispenser_sim.fleet import Fleet
         from dosewatch import demo as demo_data
@@ -151,6 +167,7 @@ def demo(verbose: Verbose = False) -> None:
                 fleet.stop()
                 jobs.shutdown(wait=False)
                 gw.stop()
+
     _guard(go)
 
 

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOSEWATCH_", extra="ignore")
 
     database_url: str | None = Field(default=None, description="PostgreSQL URL; unset = embedded")
-    mqtt_url: str | None = Field(default=None, description="mqtt:// or mqtts:// URL; unset = embedded")
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt:// or mqtts:// URL; unset = embedded"
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     timezone: str = "Europe/Stockholm"
@@ -109,5 +111,5 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             name = "DOSEWATCH_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']}")
+            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigError("; ".join(lines)) from None

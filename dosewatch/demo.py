@@ -10,12 +10,10 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from psycopg import Connection
-
-from dosewatch.db import registry
+from dispenser_sim.fleet import VirtualDispenser
+from dosewatch.db import DbConn, registry
 from dosewatch.db import schedules as schedule_sql
 from dosewatch.domain.schedule import local_instant
-from dispenser_sim.fleet import VirtualDispenser
 
 DEMO_FLEET = (
     # dispenser id, patient, phone, address, seconds after due the dose is taken (None: never)
@@ -33,7 +31,7 @@ def first_due(now: datetime, tz: ZoneInfo) -> datetime:
     return (local.replace(second=0, microsecond=0) + timedelta(minutes=minute)).astimezone(UTC)
 
 
-def set_up(conn: Connection, now: datetime, tz_name: str, horizon: timedelta) -> list[VirtualDispenser]:
+def set_up(conn: DbConn, now: datetime, tz_name: str, horizon: timedelta) -> list[VirtualDispenser]:
     """Create (or reuse) the demo patients and dispensers and give them a schedule due soon."""
     tz = ZoneInfo(tz_name)
     due = first_due(now, tz)
@@ -42,16 +40,20 @@ def set_up(conn: Connection, now: datetime, tz_name: str, horizon: timedelta) ->
     fleet = []
     for dispenser_id, name, phone, address, take_after in DEMO_FLEET:
         if registry.get_dispenser(conn, dispenser_id) is None:
-            patient = registry.create_patient(conn, name=name, phone=phone, address=address,
-                                              note="demo patient")
+            patient = registry.create_patient(
+                conn, name=name, phone=phone, address=address, note="demo patient"
+            )
             registry.create_dispenser(conn, dispenser_id=dispenser_id, patient_id=patient["id"])
-        schedule_sql.save_schedule(conn, dispenser_id, timezone=tz_name, doses=doses,
-                                   valid_from=local_due.date(), now=now)
+        schedule_sql.save_schedule(
+            conn, dispenser_id, timezone=tz_name, doses=doses, valid_from=local_due.date(), now=now
+        )
         schedule_sql.replan(conn, dispenser_id, now, now + horizon)
         assert local_instant(local_due.date(), local_due.time(), tz) == due
-        fleet.append(VirtualDispenser(
-            dispenser_id, [due],
-            None if take_after is None else timedelta(seconds=take_after)))
+        fleet.append(
+            VirtualDispenser(
+                dispenser_id, [due], None if take_after is None else timedelta(seconds=take_after)
+            )
+        )
     return fleet
 
 

@@ -46,7 +46,9 @@ class Runtime:
 
 
 @contextlib.contextmanager
-def runtime(settings: Settings, *, need_mqtt: bool, clock: Clock | None = None) -> Iterator[Runtime]:
+def runtime(
+    settings: Settings, *, need_mqtt: bool, clock: Clock | None = None
+) -> Iterator[Runtime]:
     """Bring up what the settings describe (embedded where unset); tear it all down on exit."""
     with contextlib.ExitStack() as stack:
         db_url = settings.database_url
@@ -71,9 +73,14 @@ def start_gateway(rt: Runtime) -> Any:
     from gateway.mqtt import Gateway
 
     assert rt.mqtt is not None
-    gw = Gateway(rt.mqtt, rt.pool, rt.clock, client_id=rt.settings.mqtt_client_id,
-                 session_expiry_s=rt.settings.mqtt_session_expiry_s,
-                 prefer_v5=rt.prefer_v5)
+    gw = Gateway(
+        rt.mqtt,
+        rt.pool,
+        rt.clock,
+        client_id=rt.settings.mqtt_client_id,
+        session_expiry_s=rt.settings.mqtt_session_expiry_s,
+        prefer_v5=rt.prefer_v5,
+    )
     gw.start()
     return gw
 
@@ -81,8 +88,9 @@ def start_gateway(rt: Runtime) -> Any:
 def start_alarm_jobs(rt: Runtime) -> Any:
     from alarms.jobs import start_scheduler
 
-    return start_scheduler(rt.pool, rt.clock, sweep_interval_s=rt.settings.sweep_interval_s,
-                           horizon=rt.horizon)
+    return start_scheduler(
+        rt.pool, rt.clock, sweep_interval_s=rt.settings.sweep_interval_s, horizon=rt.horizon
+    )
 
 
 def serve_web(rt: Runtime) -> None:
@@ -91,5 +99,7 @@ def serve_web(rt: Runtime) -> None:
     from dashboards.app import create_app
 
     app = create_app(rt.pool, rt.clock, horizon=rt.horizon)
-    log.info("web app on http://%s:%d/ (API docs at /docs)", rt.settings.http_host, rt.settings.http_port)
+    log.info(
+        "web app on http://%s:%d/ (API docs at /docs)", rt.settings.http_host, rt.settings.http_port
+    )
     uvicorn.run(app, host=rt.settings.http_host, port=rt.settings.http_port, log_level="warning")

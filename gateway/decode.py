@@ -37,7 +37,9 @@ def decode(topic: str, payload: bytes) -> Decoded:
         return Rejection(f"unexpected topic {topic!r}", None)
     topic_id, kind = parsed
     if len(payload) > MAX_PAYLOAD_BYTES:
-        return Rejection(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}", topic_id)
+        return Rejection(
+            f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}", topic_id
+        )
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:

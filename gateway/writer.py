@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from psycopg import Connection
 
+from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import events as event_sql
 from dosewatch.db import quarantine as quarantine_sql
-from dosewatch.db import registry
 from dosewatch.db import schedules as slot_sql
 from dosewatch.domain.matching import SlotRef, candidate_range, match_slot
 from dosewatch.domain.protocol import DOSE_EVENT_TYPES, Event, Status
@@ -35,7 +34,7 @@ class Inbound:
     received_at: datetime
 
 
-def write_batch(conn: Connection, batch: list[Inbound]) -> Counter[str]:
+def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
     """Store, match or quarantine every message; return counts by outcome."""
     outcomes: Counter[str] = Counter()
     decoded = [(m, decode(m.topic, m.payload)) for m in batch]
@@ -57,7 +56,7 @@ def write_batch(conn: Connection, batch: list[Inbound]) -> Counter[str]:
     return outcomes
 
 
-def _store(conn: Connection, message: Inbound, item: Event | Status | Online | Rejection) -> str:
+def _store(conn: DbConn, message: Inbound, item: Event | Status | Online | Rejection) -> str:
     if isinstance(item, Rejection):
         _quarantine(conn, message, item)
         return "quarantined"
@@ -73,7 +72,7 @@ def _store(conn: Connection, message: Inbound, item: Event | Status | Online | R
     return "stored"
 
 
-def _match_and_apply(conn: Connection, event: Event, received_at: datetime) -> tuple[int | None, str]:
+def _match_and_apply(conn: DbConn, event: Event, received_at: datetime) -> tuple[int | None, str]:
     if event.type not in DOSE_EVENT_TYPES:
         return None, "not_a_dose_event"
     lo, hi = candidate_range(event.occurred_at, event.dose_due_at)
@@ -86,7 +85,9 @@ def _match_and_apply(conn: Connection, event: Event, received_at: datetime) -> t
     row = next(r for r in rows if r["id"] == chosen.id)
     change = apply_event(SlotState(row["state"]), event.type, received_at, row["window_end"])
     if change is not None:
-        slot_sql.set_slot_state(conn, chosen.id, change.new_state.value, received_at, event.event_id)
+        slot_sql.set_slot_state(
+            conn, chosen.id, change.new_state.value, received_at, event.event_id
+        )
         if change.opens_alarm:
             alarm_sql.open_missed_dose_alarm(conn, chosen.id, received_at, via="dispenser")
         if change.clears_alarm:
@@ -96,7 +97,7 @@ def _match_and_apply(conn: Connection, event: Event, received_at: datetime) -> t
     return chosen.id, "matched"
 
 
-def _quarantine(conn: Connection, message: Inbound, rejection: Rejection) -> None:
+def _quarantine(conn: DbConn, message: Inbound, rejection: Rejection) -> None:
     log.warning("quarantined message on %s: %s", message.topic, rejection.reason)
     quarantine_sql.quarantine(
         conn,

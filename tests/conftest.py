@@ -15,13 +15,24 @@ from dosewatch.clock import FakeClock
 from dosewatch.config import MqttUrl, parse_mqtt_url
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import make_pool
+from gateway.mqtt import Gateway
 from tests import servers
 
 # A Monday morning in Umeå, in winter time (UTC+1).
 T0 = datetime(2026, 11, 23, 6, 50, tzinfo=UTC)
 
-TABLES = ("alarm_history", "alarms", "dose_slots", "schedules", "dose_events", "dose_event_keys",
-          "dispenser_status", "quarantine", "dispensers", "patients")
+TABLES = (
+    "alarm_history",
+    "alarms",
+    "dose_slots",
+    "schedules",
+    "dose_events",
+    "dose_event_keys",
+    "dispenser_status",
+    "quarantine",
+    "dispensers",
+    "patients",
+)
 
 
 def pytest_report_header() -> list[str]:
@@ -36,9 +47,38 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def mqtt_url() -> Iterator[MqttUrl]:
-    with servers.mqtt_server() as (url, _):
-        yield parse_mqtt_url(url)
+def _mqtt_server() -> Iterator[tuple[str, str]]:
+    with servers.mqtt_server() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(_mqtt_server: tuple[str, str]) -> MqttUrl:
+    return parse_mqtt_url(_mqtt_server[0])
+
+
+@pytest.fixture(scope="session")
+def mqtt_v5(_mqtt_server: tuple[str, str]) -> bool:
+    """amqtt speaks only 3.1.1: skip the MQTT 5 attempt (and its timeout) against it."""
+    return "amqtt" not in _mqtt_server[1]
+
+
+@pytest.fixture
+def gateway(
+    pool: ConnectionPool, mqtt_url: MqttUrl, mqtt_v5: bool, clock: FakeClock
+) -> Iterator[Gateway]:
+    """A running gateway on the real broker, stamping receive times from the test's clock."""
+    gw = Gateway(
+        mqtt_url,
+        pool,
+        clock,
+        client_id=f"dosewatch-test-{uuid.uuid4().hex[:10]}",
+        session_expiry_s=60,
+        prefer_v5=mqtt_v5,
+    )
+    gw.start()
+    yield gw
+    gw.stop()
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +107,9 @@ def clock() -> FakeClock:
     return FakeClock(T0)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition"
+) -> object:
     """Poll for I/O to land (a message through the broker). Never used to wait out a window."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,7 +122,9 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str =
 
 @pytest.fixture
 def publisher(mqtt_url: MqttUrl) -> Iterator[Callable[[str, bytes], None]]:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}")
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}"
+    )
     if mqtt_url.username:
         client.username_pw_set(mqtt_url.username, mqtt_url.password)
     client.connect(mqtt_url.host, mqtt_url.port)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
+
+from dosewatch.db import DbConn
 
 Row = dict[str, Any]
 
@@ -45,13 +46,13 @@ RETURNING alarm_id
 """
 
 
-def close_due_slots(conn: Connection, now: datetime, limit: int = 1000) -> list[int]:
+def close_due_slots(conn: DbConn, now: datetime, limit: int = 1000) -> list[int]:
     """Turn pending slots whose window has closed into missed slots with one alarm each."""
     rows = conn.execute(_CLOSE_DUE_SLOTS, {"now": now, "limit": limit}).fetchall()
-    return [r["alarm_id"] for r in rows]  # type: ignore[call-overload]
+    return [r["alarm_id"] for r in rows]
 
 
-def open_missed_dose_alarm(conn: Connection, slot_id: int, now: datetime, via: str) -> int | None:
+def open_missed_dose_alarm(conn: DbConn, slot_id: int, now: datetime, via: str) -> int | None:
     row = conn.execute(
         "INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, opened_at)"
         " SELECT 'missed_dose', s.dispenser_id, d.patient_id, s.id, s.due_at, %s"
@@ -61,12 +62,12 @@ def open_missed_dose_alarm(conn: Connection, slot_id: int, now: datetime, via: s
     ).fetchone()
     if row is None:
         return None
-    alarm_id = int(row["id"])  # type: ignore[call-overload]
+    alarm_id = int(row["id"])
     add_history(conn, alarm_id, now, "opened", "system", via)
     return alarm_id
 
 
-def clear_for_slot(conn: Connection, slot_id: int, now: datetime, detail: dict[str, Any]) -> None:
+def clear_for_slot(conn: DbConn, slot_id: int, now: datetime, detail: dict[str, Any]) -> None:
     """The cause went away (a late dose arrived). Acknowledgement is left as it was."""
     rows = conn.execute(
         "UPDATE alarms SET cleared_at = %s WHERE slot_id = %s AND cleared_at IS NULL"
@@ -74,10 +75,10 @@ def clear_for_slot(conn: Connection, slot_id: int, now: datetime, detail: dict[s
         (now, slot_id),
     ).fetchall()
     for r in rows:
-        add_history(conn, r["id"], now, "cleared", "system", "automatic", detail)  # type: ignore[call-overload]
+        add_history(conn, r["id"], now, "cleared", "system", "automatic", detail)
 
 
-def acknowledge(conn: Connection, alarm_id: int, now: datetime, actor: str, via: str) -> Row | None:
+def acknowledge(conn: DbConn, alarm_id: int, now: datetime, actor: str, via: str) -> Row | None:
     """Acknowledge an unresolved alarm; idempotent. ``None`` if it is resolved or absent."""
     row = conn.execute(
         "UPDATE alarms SET acknowledged_at = %s, acknowledged_by = %s"
@@ -93,7 +94,12 @@ def acknowledge(conn: Connection, alarm_id: int, now: datetime, actor: str, via:
 
 
 def resolve(
-    conn: Connection, alarm_id: int, now: datetime, actor: str, via: str, outcome: str,
+    conn: DbConn,
+    alarm_id: int,
+    now: datetime,
+    actor: str,
+    via: str,
+    outcome: str,
     note: str | None,
 ) -> Row | None:
     """Resolve an unresolved alarm. A resolution is also an acknowledgement if none came first."""
@@ -110,22 +116,20 @@ def resolve(
     return get_alarm(conn, alarm_id)
 
 
-def get_alarm(conn: Connection, alarm_id: int) -> Row | None:
-    return conn.execute(  # type: ignore[return-value]
-        f"SELECT {ALARM_COLUMNS} FROM alarms WHERE id = %s", (alarm_id,)
-    ).fetchone()
+def get_alarm(conn: DbConn, alarm_id: int) -> Row | None:
+    return conn.execute(f"SELECT {ALARM_COLUMNS} FROM alarms WHERE id = %s", (alarm_id,)).fetchone()
 
 
-def list_alarms(conn: Connection, *, state: str | None, limit: int) -> list[Row]:
-    return conn.execute(  # type: ignore[return-value]
+def list_alarms(conn: DbConn, *, state: str | None, limit: int) -> list[Row]:
+    return conn.execute(
         f"SELECT {ALARM_COLUMNS} FROM alarms WHERE %(state)s::text IS NULL OR state = %(state)s"
         " ORDER BY opened_at DESC, id DESC LIMIT %(limit)s",
         {"state": state, "limit": limit},
     ).fetchall()
 
 
-def history(conn: Connection, alarm_id: int) -> list[Row]:
-    return conn.execute(  # type: ignore[return-value]
+def history(conn: DbConn, alarm_id: int) -> list[Row]:
+    return conn.execute(
         "SELECT at, action, actor, via, detail FROM alarm_history WHERE alarm_id = %s"
         " ORDER BY at, id",
         (alarm_id,),
@@ -133,7 +137,12 @@ def history(conn: Connection, alarm_id: int) -> list[Row]:
 
 
 def add_history(
-    conn: Connection, alarm_id: int, at: datetime, action: str, actor: str, via: str,
+    conn: DbConn,
+    alarm_id: int,
+    at: datetime,
+    action: str,
+    actor: str,
+    via: str,
     detail: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from dosewatch.db import DbConn
 from dosewatch.domain.protocol import Event, Status, to_jsonable
 
 
-def claim_event_id(conn: Connection, event: Event, received_at: datetime) -> bool:
+def claim_event_id(conn: DbConn, event: Event, received_at: datetime) -> bool:
     """True the first time this (dispenser, event_id) is seen; False for a duplicate."""
     cur = conn.execute(
         "INSERT INTO dose_event_keys (dispenser_id, event_id, received_at) VALUES (%s, %s, %s)"
@@ -22,7 +22,7 @@ def claim_event_id(conn: Connection, event: Event, received_at: datetime) -> boo
 
 
 def insert_event(
-    conn: Connection, event: Event, received_at: datetime, slot_id: int | None, match: str
+    conn: DbConn, event: Event, received_at: datetime, slot_id: int | None, match: str
 ) -> None:
     conn.execute(
         "INSERT INTO dose_events (dispenser_id, event_id, seq, type, occurred_at, received_at,"
@@ -44,8 +44,8 @@ def insert_event(
     )
 
 
-def list_events(conn: Connection, dispenser_id: str, limit: int) -> list[dict[str, Any]]:
-    return conn.execute(  # type: ignore[return-value]
+def list_events(conn: DbConn, dispenser_id: str, limit: int) -> list[dict[str, Any]]:
+    return conn.execute(
         "SELECT event_id, seq, type, occurred_at, received_at, dose_due_at, doses_left,"
         " slot_id, match, payload FROM dose_events WHERE dispenser_id = %s"
         " ORDER BY occurred_at DESC, seq DESC LIMIT %s",
@@ -53,7 +53,7 @@ def list_events(conn: Connection, dispenser_id: str, limit: int) -> list[dict[st
     ).fetchall()
 
 
-def insert_status(conn: Connection, status: Status, received_at: datetime) -> None:
+def insert_status(conn: DbConn, status: Status, received_at: datetime) -> None:
     conn.execute(
         "INSERT INTO dispenser_status (dispenser_id, at, received_at, battery_pct, on_mains,"
         " doses_left, temperature_c, firmware, rssi_dbm, schedule_version, payload)"

@@ -78,14 +78,17 @@ def _enable_timescale(conn: psycopg.Connection) -> str:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             for table, column, interval in HYPERTABLES:
                 conn.execute(
-                    "SELECT create_hypertable(%s::regclass, %s, chunk_time_interval => %s::interval,"
+                    "SELECT create_hypertable(%s::regclass, %s,"
+                    " chunk_time_interval => %s::interval,"
                     " if_not_exists => true, migrate_data => true)",
                     (table, column, interval),
                 )
     except psycopg.Error as exc:
         # Installed but not loadable (e.g. missing shared_preload_libraries): say so, keep going.
-        log.warning("timescaledb is installed but could not be enabled (%s); using plain tables",
-                    str(exc).strip().splitlines()[0])
+        log.warning(
+            "timescaledb is installed but could not be enabled (%s); using plain tables",
+            str(exc).strip().splitlines()[0],
+        )
         return "postgresql"
     return "timescaledb"
 

@@ -19,7 +19,9 @@ def describe(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "local socket"
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}{port}{parts.path}"
+    return (
+        f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}{port}{parts.path}"
+    )
 
 
 def check_database(url: str, timeout_s: float = 5.0) -> None:
@@ -35,7 +37,9 @@ def check_database(url: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
-def make_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "dosewatch") -> ConnectionPool:
+def make_pool(
+    url: str, *, min_size: int = 1, max_size: int = 8, name: str = "dosewatch"
+) -> ConnectionPool:
     pool: ConnectionPool = ConnectionPool(
         url,
         min_size=min_size,

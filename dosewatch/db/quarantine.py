@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
+from dosewatch.db import DbConn
 
 
 def quarantine(
-    conn: Connection,
+    conn: DbConn,
     *,
     topic: str,
     payload: bytes,
@@ -23,13 +23,13 @@ def quarantine(
         (received_at, topic, payload, reason, dispenser_id),
     ).fetchone()
     assert row is not None
-    return int(row["id"])  # type: ignore[call-overload]
+    return int(row["id"])
 
 
 def list_quarantine(
-    conn: Connection, *, limit: int, dispenser_id: str | None = None
+    conn: DbConn, *, limit: int, dispenser_id: str | None = None
 ) -> list[dict[str, Any]]:
-    return conn.execute(  # type: ignore[return-value]
+    return conn.execute(
         "SELECT id, received_at, topic, payload, reason, dispenser_id FROM quarantine"
         " WHERE %(d)s::text IS NULL OR dispenser_id = %(d)s"
         " ORDER BY id DESC LIMIT %(limit)s",

@@ -6,8 +6,7 @@ import json
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from psycopg import Connection
-
+from dosewatch.db import DbConn
 from dosewatch.domain.schedule import DoseTime, PlannedSlot, Schedule, expand
 
 Row = dict[str, Any]
@@ -24,7 +23,7 @@ def to_domain(row: Row) -> Schedule:
 
 
 def save_schedule(
-    conn: Connection,
+    conn: DbConn,
     dispenser_id: str,
     *,
     timezone: str,
@@ -42,18 +41,18 @@ def save_schedule(
         (dispenser_id, timezone, json.dumps(doses), valid_from, now, dispenser_id),
     ).fetchone()
     assert row is not None
-    return row  # type: ignore[return-value]
+    return row
 
 
-def current_schedule(conn: Connection, dispenser_id: str) -> Row | None:
-    return conn.execute(  # type: ignore[return-value]
+def current_schedule(conn: DbConn, dispenser_id: str) -> Row | None:
+    return conn.execute(
         "SELECT dispenser_id, version, timezone, doses, valid_from, created_at FROM schedules"
         " WHERE dispenser_id = %s ORDER BY version DESC LIMIT 1",
         (dispenser_id,),
     ).fetchone()
 
 
-def replan(conn: Connection, dispenser_id: str, now: datetime, horizon_end: datetime) -> int:
+def replan(conn: DbConn, dispenser_id: str, now: datetime, horizon_end: datetime) -> int:
     """Re-plan a dispenser's future after a schedule change.
 
     Pending slots not yet due are dropped and planned again from the current version; slots
@@ -72,7 +71,7 @@ def replan(conn: Connection, dispenser_id: str, now: datetime, horizon_end: date
 
 
 def plan(
-    conn: Connection, dispenser_id: str, schedule_row: Row, now: datetime, horizon_end: datetime
+    conn: DbConn, dispenser_id: str, schedule_row: Row, now: datetime, horizon_end: datetime
 ) -> int:
     """Materialise slots up to ``horizon_end``; idempotent (unique per dispenser and due time)."""
     schedule = to_domain(schedule_row)
@@ -81,16 +80,16 @@ def plan(
     return _insert_slots(conn, dispenser_id, schedule_row["version"], slots)
 
 
-def plan_all(conn: Connection, now: datetime, horizon_end: datetime) -> int:
+def plan_all(conn: DbConn, now: datetime, horizon_end: datetime) -> int:
     """The rolling-horizon job: top up every scheduled dispenser's slots."""
     rows = conn.execute(
         "SELECT DISTINCT ON (dispenser_id) dispenser_id, version, timezone, doses, valid_from"
         " FROM schedules ORDER BY dispenser_id, version DESC"
     ).fetchall()
-    return sum(plan(conn, r["dispenser_id"], r, now, horizon_end) for r in rows)  # type: ignore[call-overload, index]
+    return sum(plan(conn, r["dispenser_id"], r, now, horizon_end) for r in rows)
 
 
-def _insert_slots(conn: Connection, dispenser_id: str, version: int, slots: list[PlannedSlot]) -> int:
+def _insert_slots(conn: DbConn, dispenser_id: str, version: int, slots: list[PlannedSlot]) -> int:
     if not slots:
         return 0
     cur = conn.execute(
@@ -102,8 +101,8 @@ def _insert_slots(conn: Connection, dispenser_id: str, version: int, slots: list
     return cur.rowcount
 
 
-def list_slots(conn: Connection, dispenser_id: str, start: datetime, end: datetime) -> list[Row]:
-    return conn.execute(  # type: ignore[return-value]
+def list_slots(conn: DbConn, dispenser_id: str, start: datetime, end: datetime) -> list[Row]:
+    return conn.execute(
         "SELECT id, due_at, window_end, state, schedule_version, taken_event_id, closed_at"
         " FROM dose_slots WHERE dispenser_id = %s AND due_at >= %s AND due_at < %s"
         " ORDER BY due_at",
@@ -111,11 +110,9 @@ def list_slots(conn: Connection, dispenser_id: str, start: datetime, end: dateti
     ).fetchall()
 
 
-def slots_for_matching(
-    conn: Connection, dispenser_id: str, lo: datetime, hi: datetime
-) -> list[Row]:
+def slots_for_matching(conn: DbConn, dispenser_id: str, lo: datetime, hi: datetime) -> list[Row]:
     """Candidate slots, locked: the writer decides and updates under the same lock."""
-    return conn.execute(  # type: ignore[return-value]
+    return conn.execute(
         "SELECT id, due_at, window_end, state FROM dose_slots"
         " WHERE dispenser_id = %s AND due_at BETWEEN %s AND %s ORDER BY due_at FOR UPDATE",
         (dispenser_id, lo, hi),
@@ -123,11 +120,10 @@ def slots_for_matching(
 
 
 def set_slot_state(
-    conn: Connection, slot_id: int, state: str, now: datetime, event_id: str | None = None
+    conn: DbConn, slot_id: int, state: str, now: datetime, event_id: str | None = None
 ) -> None:
     conn.execute(
         "UPDATE dose_slots SET state = %s, closed_at = COALESCE(closed_at, %s),"
         " taken_event_id = COALESCE(%s, taken_event_id) WHERE id = %s",
         (state, now, event_id, slot_id),
     )
-

@@ -41,7 +41,9 @@ def match_slot(
     return best
 
 
-def candidate_range(occurred_at: datetime, dose_due_at: datetime | None) -> tuple[datetime, datetime]:
+def candidate_range(
+    occurred_at: datetime, dose_due_at: datetime | None
+) -> tuple[datetime, datetime]:
     """The due-time range a caller must load candidates from (inclusive bounds)."""
     if dose_due_at is not None:
         return dose_due_at, dose_due_at

@@ -43,7 +43,7 @@ class PlannedSlot:
 
 
 def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of wall-clock ``at`` on ``day`` in ``tz`` (gap → forward, overlap → first)."""
+    """The UTC instant of wall-clock ``at`` on ``day`` in ``tz`` (gap: forward; overlap: first)."""
     return datetime.combine(day, at, tzinfo=tz).replace(fold=0).astimezone(UTC)
 
 

@@ -3,8 +3,7 @@
 States:
 ``pending``     expected, window not yet closed;
 ``taken``       the dispenser reported the dose taken, received by the server inside the window;
-``taken_late``  taken, but received after the window closed (or after the slot was declared
-                missed/unknown);
+``taken_late``  taken, but received after the window closed;
 ``missed``      the window closed with no dose taken, or the device withdrew the dose;
 ``unknown``     the dispenser was offline when the window closed (reserved for the offline
                 tracker; treated like ``missed`` for late events);
@@ -49,15 +48,19 @@ def apply_event(
 ) -> Transition | None:
     """What a dose event does to a slot; ``None`` means "no change" (idempotent, order-free).
 
-    Taken always wins over missed, so duplicates and out-of-order delivery converge on the same
-    final state as in-order delivery.
+    Taken always wins over missed, and whether it was on time depends only on when the server
+    received the ``dose_taken`` — not on what arrived before it. So a device's ``dose_not_taken``
+    delivered ahead of an earlier ``dose_taken`` (out of order) ends in the same state as the
+    in-order sequence, and duplicates change nothing.
     """
     if state in TAKEN_STATES or state is SlotState.SUSPENDED:
         return None
     if event is EventType.DOSE_TAKEN:
-        if state is SlotState.PENDING and received_at <= window_end:
-            return Transition(SlotState.TAKEN)
-        return Transition(SlotState.TAKEN_LATE, clears_alarm=state in CLOSED_UNTAKEN)
+        on_time = received_at <= window_end
+        return Transition(
+            SlotState.TAKEN if on_time else SlotState.TAKEN_LATE,
+            clears_alarm=state in CLOSED_UNTAKEN,
+        )
     if event is EventType.DOSE_NOT_TAKEN and state is SlotState.PENDING:
         return Transition(SlotState.MISSED, opens_alarm=True)
     return None

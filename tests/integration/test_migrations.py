@@ -1,0 +1,101 @@
+"""Migrations: versioned, idempotent, safe when processes start at once; TimescaleDB if present."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from dosewatch.db.migrate import (
+    HYPERTABLES,
+    _migration_files,
+    migrate,
+    storage_mode,
+    timescale_available,
+)
+from dosewatch.domain.alarms import derive_state
+from tests import servers
+
+
+@pytest.fixture
+def fresh_db() -> Iterator[str]:
+    with servers.postgres_server() as (admin, _), servers.private_database(admin) as url:
+        yield url
+
+
+def test_concurrent_first_starts_apply_each_migration_once(fresh_db: str) -> None:
+    errors: list[BaseException] = []
+    modes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            modes.append(migrate(fresh_db))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(modes)) == 1
+    with psycopg.connect(fresh_db) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == [v for v, _, _ in _migration_files()]
+    assert migrate(fresh_db) == modes[0]  # and again: nothing to do
+
+
+def test_storage_mode_is_logged(fresh_db: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="dosewatch.db.migrate"):
+        mode = migrate(fresh_db)
+    assert f"storage mode: {mode}" in caplog.text
+    with psycopg.connect(fresh_db) as conn:
+        assert mode == ("timescaledb" if timescale_available(conn) else "postgresql")
+        assert storage_mode(conn) == mode
+
+
+def test_generated_alarm_state_agrees_with_the_domain_rule(database_url: str) -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    with psycopg.connect(database_url) as conn, conn.transaction(force_rollback=True):
+        patient = conn.execute(
+            "INSERT INTO patients (name, phone) VALUES ('P', '+46 1') RETURNING id"
+        ).fetchone()
+        assert patient is not None
+        conn.execute("INSERT INTO dispensers (id, patient_id) VALUES ('DSP-STATE', %s)", patient)
+        for ack in (None, t):
+            for cleared in (None, t):
+                for resolved in (None, t):
+                    row = conn.execute(
+                        "INSERT INTO alarms (kind, dispenser_id, patient_id, opened_at,"
+                        " acknowledged_at, cleared_at, resolved_at, outcome)"
+                        " VALUES ('missed_dose', 'DSP-STATE', %s, %s, %s, %s, %s, %s)"
+                        " RETURNING state",
+                        (patient[0], t, ack, cleared, resolved, resolved and "other"),
+                    ).fetchone()
+                    assert row is not None
+                    assert row[0] == derive_state(ack, cleared, resolved).value
+
+
+def _timescale_present() -> bool:
+    with servers.postgres_server() as (admin, _), psycopg.connect(admin) as conn:
+        return timescale_available(conn)
+
+
+@pytest.mark.skipif(
+    not _timescale_present(), reason="the timescaledb extension is not installed on this PostgreSQL"
+)
+def test_hypertables_when_timescaledb_is_installed(fresh_db: str) -> None:
+    assert migrate(fresh_db) == "timescaledb"
+    with psycopg.connect(fresh_db) as conn:
+        names = {
+            r[0]
+            for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+        }
+    assert names == {table for table, _, _ in HYPERTABLES}
