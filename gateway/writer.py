@@ -21,7 +21,7 @@ from dosewatch.db import quarantine as quarantine_sql
 from dosewatch.db import schedules as slot_sql
 from dosewatch.domain.matching import SlotRef, candidate_range, match_slot
 from dosewatch.domain.protocol import DOSE_EVENT_TYPES, Event, Status
-from dosewatch.domain.slots import SlotState, apply_event
+from dosewatch.domain.slots import TAKEN_STATES, SlotState, apply_event
 from gateway.decode import Online, Rejection, decode
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,8 @@ def _match_and_apply(conn: DbConn, event: Event, received_at: datetime) -> tuple
     row = next(r for r in rows if r["id"] == chosen.id)
     change = apply_event(SlotState(row["state"]), event.type, received_at, row["window_end"])
     if change is not None:
-        slot_sql.set_slot_state(
-            conn, chosen.id, change.new_state.value, received_at, event.event_id
-        )
+        taken_by = event.event_id if change.new_state in TAKEN_STATES else None
+        slot_sql.set_slot_state(conn, chosen.id, change.new_state.value, received_at, taken_by)
         if change.opens_alarm:
             alarm_sql.open_missed_dose_alarm(conn, chosen.id, received_at, via="dispenser")
         if change.clears_alarm:
