@@ -6,8 +6,7 @@ never takes it — so a missed-dose alarm opens within about three minutes of st
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dispenser_sim.fleet import VirtualDispenser
@@ -25,10 +24,22 @@ WINDOW_MIN = 1
 
 
 def first_due(now: datetime, tz: ZoneInfo) -> datetime:
-    """The first whole local minute at least 20 s ahead (dose times have minute resolution)."""
-    local = (now + timedelta(seconds=20)).astimezone(tz)
-    minute = math.ceil((local.second + local.microsecond / 1e6) / 60)
-    return (local.replace(second=0, microsecond=0) + timedelta(minutes=minute)).astimezone(UTC)
+    """The first whole minute at least 20 s ahead that a schedule's HH:MM dose time can name.
+
+    Computed in UTC (every zone's minutes start on UTC minutes), then checked against the
+    schedule rule: during the repeated hour of the autumn change, the second occurrence of a
+    wall time cannot be named by HH:MM (it means the first), so those minutes are skipped and
+    the demo's dose falls due just after the repeated hour.
+    """
+    earliest = now.astimezone(UTC) + timedelta(seconds=20)
+    due = earliest.replace(second=0, microsecond=0)
+    if due < earliest:
+        due += timedelta(minutes=1)
+    while True:
+        local = due.astimezone(tz)
+        if local_instant(local.date(), local.time(), tz) == due:
+            return due
+        due += timedelta(minutes=1)
 
 
 def set_up(conn: DbConn, now: datetime, tz_name: str, horizon: timedelta) -> list[VirtualDispenser]:
@@ -55,7 +66,3 @@ def set_up(conn: DbConn, now: datetime, tz_name: str, horizon: timedelta) -> lis
             )
         )
     return fleet
-
-
-def today(now: datetime, tz_name: str) -> date:
-    return now.astimezone(ZoneInfo(tz_name)).date()

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import signal
 import socket
-import threading
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from dosewatch.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -52,43 +58,78 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedBroker:
-    """amqtt on its own event loop in a daemon thread. Speaks MQTT 3.1.1 only: a demo broker."""
+    """amqtt in a child process. Speaks MQTT 3.1.1 only: a demo broker, not a fleet's.
+
+    A child process, not a thread: amqtt's own shutdown can hang while a client is connected,
+    keeping the port. Ending the process closes every socket at once, and the child is told by
+    the kernel to stop if this process dies first (``PR_SET_PDEATHSIG``).
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host, self.port = host, port or free_port(host)
-        self._loop = asyncio.new_event_loop()
-        self._broker: Any = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="amqtt", daemon=True)
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
-    def start(self) -> str:
-        from amqtt.broker import Broker
+    @property
+    def _address(self) -> tuple[str, int]:
+        return self.host, self.port
 
-        config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-            },
-        }
-        self._thread.start()
-
-        async def _start() -> Any:
-            broker = Broker(config, loop=self._loop)
-            await broker.start()
-            return broker
-
-        self._broker = asyncio.run_coroutine_threadsafe(_start(), self._loop).result(timeout=30)
-        for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        log.info("embedded MQTT broker (amqtt) on %s", self.url)
-        return self.url
+    def start(self, timeout_s: float = 20.0) -> str:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "dosewatch.embedded", self.host, str(self.port)],
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ConfigError(
+                    f"the embedded MQTT broker exited with status {self._proc.returncode}; "
+                    f"is port {self.port} free? (or set DOSEWATCH_MQTT_URL)"
+                )
+            with contextlib.suppress(OSError), socket.create_connection(self._address, 0.2):
+                log.info("embedded MQTT broker (amqtt) on %s", self.url)
+                return self.url
+            time.sleep(0.05)
+        self.stop()
+        raise ConfigError(f"the embedded MQTT broker did not listen on {self.url} in time")
 
     def stop(self) -> None:
-        if self._broker is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(10)
-            self._broker = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _serve_broker(host: str, port: int) -> None:
+    from amqtt.broker import Broker
+
+    logging.basicConfig(level=logging.WARNING, format="amqtt: %(levelname)s %(message)s")
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+    async def main() -> None:
+        broker = Broker(config)
+        await broker.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    _serve_broker(sys.argv[1], int(sys.argv[2]))

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from dosewatch.domain.protocol import MAX_PAYLOAD_BYTES, Event, Status, topic_dispenser_id
+from dosewatch.domain.protocol import (
+    DISPENSER_ID_RE,
+    MAX_PAYLOAD_BYTES,
+    Event,
+    Status,
+    topic_dispenser_id,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ def decode(topic: str, payload: bytes) -> Decoded:
     if parsed is None:
         return Rejection(f"unexpected topic {topic!r}", None)
     topic_id, kind = parsed
+    if not DISPENSER_ID_RE.fullmatch(topic_id):
+        return Rejection(f"topic dispenser id {topic_id[:80]!r} is not a valid dispenser id", None)
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Rejection(
             f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}", topic_id
@@ -55,6 +63,8 @@ def decode(topic: str, payload: bytes) -> Decoded:
         data = json.loads(text)
     except ValueError as exc:
         return Rejection(f"payload is not JSON: {exc}", topic_id)
+    except RecursionError:  # valid JSON nested deeper than any real message
+        return Rejection("payload is nested too deeply", topic_id)
     if not isinstance(data, dict):
         return Rejection(f"payload must be a JSON object, got {type(data).__name__}", topic_id)
     try:
@@ -75,5 +85,5 @@ def _summarise(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         where = ".".join(str(p) for p in err["loc"]) or "payload"
-        parts.append(f"{where}: {err['msg']}")
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)

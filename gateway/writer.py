@@ -12,8 +12,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
-
 from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import events as event_sql
@@ -37,7 +35,7 @@ class Inbound:
 def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
     """Store, match or quarantine every message; return counts by outcome."""
     outcomes: Counter[str] = Counter()
-    decoded = [(m, decode(m.topic, m.payload)) for m in batch]
+    decoded = [(m, _decode(m)) for m in batch]
     ids = sorted({d.dispenser_id for _, d in decoded if isinstance(d, Event | Status)})
     with conn.transaction():
         known = registry.known_dispensers(conn, ids) if ids else set()
@@ -47,13 +45,22 @@ def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
             try:
                 with conn.transaction():
                     outcomes[_store(conn, message, item)] += 1
-            except psycopg.Error as exc:
+            except Exception as exc:  # one poison message must not cost its neighbours
                 log.exception("could not store message on %s; quarantining it", message.topic)
-                reason = f"storage error: {str(exc).strip().splitlines()[0][:300]}"
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                reason = f"storage error: {first_line[:300]}"
                 with conn.transaction():
                     _quarantine(conn, message, Rejection(reason, None))
                 outcomes["quarantined"] += 1
     return outcomes
+
+
+def _decode(message: Inbound) -> Event | Status | Online | Rejection:
+    try:
+        return decode(message.topic, message.payload)
+    except Exception as exc:  # decode() is meant never to raise; if it does, keep the bytes
+        log.exception("decoder failed on %s", message.topic)
+        return Rejection(f"could not decode: {type(exc).__name__}", None)
 
 
 def _store(conn: DbConn, message: Inbound, item: Event | Status | Online | Rejection) -> str:

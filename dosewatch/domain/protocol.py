@@ -12,7 +12,14 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 MAX_PAYLOAD_BYTES = 8 * 1024
 DISPENSER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
@@ -44,6 +51,22 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     v: Literal[1]
     dispenser_id: DispenserId
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # Lax pydantic would take true or 1.0 as 1; the protocol says the integer 1.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be the integer 1")
+        return value
+
+    @field_validator("occurred_at", "dose_due_at", "at", mode="before", check_fields=False)
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        # pydantic would take a Unix number as a time; the protocol says RFC 3339 text.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 time string with an offset")
+        return value
 
 
 class Event(_Message):

@@ -48,19 +48,23 @@ def apply_event(
 ) -> Transition | None:
     """What a dose event does to a slot; ``None`` means "no change" (idempotent, order-free).
 
-    Taken always wins over missed, and whether it was on time depends only on when the server
-    received the ``dose_taken`` — not on what arrived before it. So a device's ``dose_not_taken``
-    delivered ahead of an earlier ``dose_taken`` (out of order) ends in the same state as the
-    in-order sequence, and duplicates change nothing.
+    Taken wins over missed, and on time wins over late. Whether a take was on time depends only
+    on when the server received that ``dose_taken``, not on what arrived before it. So a
+    ``dose_not_taken`` delivered ahead of an earlier ``dose_taken`` (out of order) ends in the
+    same state as the in-order sequence, and duplicates change nothing.
     """
-    if state in TAKEN_STATES or state is SlotState.SUSPENDED:
+    if state in (SlotState.TAKEN, SlotState.SUSPENDED):
         return None
     if event is EventType.DOSE_TAKEN:
         on_time = received_at <= window_end
+        if state is SlotState.TAKEN_LATE:  # an on-time report processed after a late one
+            return Transition(SlotState.TAKEN) if on_time else None
         return Transition(
             SlotState.TAKEN if on_time else SlotState.TAKEN_LATE,
             clears_alarm=state in CLOSED_UNTAKEN,
         )
+    if state is SlotState.TAKEN_LATE:
+        return None
     if event is EventType.DOSE_NOT_TAKEN and state is SlotState.PENDING:
         return Transition(SlotState.MISSED, opens_alarm=True)
     return None

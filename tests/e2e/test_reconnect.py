@@ -36,7 +36,7 @@ def test_gateway_survives_a_broker_restart(pool: ConnectionPool, clock: FakeCloc
     gw.start()
     try:
         broker.stop()  # the connection drops under the gateway
-        broker = EmbeddedBroker(port=port)
+        broker = EmbeddedBroker(port=port)  # a process: its port is free the moment it ends
         broker.start()
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="DSP-R")
         pub.connect(url.host, url.port)
