@@ -7,6 +7,7 @@ on time, taken late, or not at all.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -87,4 +88,4 @@ class Fleet:
             for d in self._dispensers:
                 for topic, payload in d.actions(now):
                     self._clients[d.id].publish(topic, payload, qos=1)
-                    log.info("%s published %s", d.id, topic.rsplit("/", 1)[-1])
+                    log.info("%s: %s", d.id, json.loads(payload)["type"])
