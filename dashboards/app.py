@@ -10,12 +10,17 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import ConnectionPool
 
 from dashboards.api import router
+from dashboards.schedules_api import router as schedules_router
 from dosewatch import __version__
 from dosewatch.clock import Clock
 
 
 def create_app(
-    pool: ConnectionPool, clock: Clock, *, horizon: timedelta = timedelta(hours=48)
+    pool: ConnectionPool,
+    clock: Clock,
+    *,
+    horizon: timedelta = timedelta(hours=48),
+    default_timezone: str = "Europe/Stockholm",
 ) -> FastAPI:
     app = FastAPI(
         title="dosewatch",
@@ -25,7 +30,9 @@ def create_app(
     app.state.pool = pool
     app.state.clock = clock
     app.state.horizon = horizon
+    app.state.default_timezone = default_timezone
     app.include_router(router)
+    app.include_router(schedules_router)
 
     @app.exception_handler(RequestValidationError)
     async def _readable_422(_r: Request, exc: RequestValidationError) -> JSONResponse:

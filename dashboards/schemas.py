@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from dosewatch.domain.alarms import Outcome
 from dosewatch.domain.protocol import ConfigDose, DispenserId
@@ -46,16 +54,39 @@ class Dispenser(BaseModel):
     schedule_version: int | None = None
 
 
-class ScheduleIn(_In):
-    """The protocol's ``config`` message without its envelope (v, dispenser_id, version)."""
+class ScheduleDose(ConfigDose):
+    """A dose time as the protocol's config has it, plus what only the server needs."""
 
-    timezone: str
-    doses: Annotated[list[ConfigDose], Field(min_length=1, max_length=12)]
+    weekdays: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(min_length=1)] | None = (
+        Field(default=None, description="ISO weekdays, 1 = Monday … 7 = Sunday; omit for daily")
+    )
+    label: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)] | None
+    ) = None
+    time_critical: bool = Field(default=False, description="raises the alarm priority to high")
+
+    def days(self) -> set[int]:
+        return set(self.weekdays or range(1, 8))
+
+
+class ScheduleIn(_In):
+    """The protocol's ``config`` message without its envelope (v, dispenser_id, version), plus
+    optional weekdays, labels, time-critical flags, an end date and the moment it takes effect."""
+
+    timezone: str | None = Field(default=None, description="IANA zone; default DOSEWATCH_TIMEZONE")
+    doses: Annotated[list[ScheduleDose], Field(min_length=1, max_length=12)]
     valid_from: date
+    valid_until: date | None = None
+    effective_from: AwareDatetime | None = Field(
+        default=None, description="when this version replaces the previous one; default now"
+    )
+    changed_by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
 
     @field_validator("timezone")
     @classmethod
-    def _tz(cls, v: str) -> str:
+    def _tz(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
@@ -64,11 +95,31 @@ class ScheduleIn(_In):
 
     @field_validator("doses")
     @classmethod
-    def _distinct(cls, v: list[ConfigDose]) -> list[ConfigDose]:
-        times = [d.time for d in v]
-        if len(set(times)) != len(times):
-            raise ValueError("two doses at the same time")
+    def _distinct(cls, v: list[ScheduleDose]) -> list[ScheduleDose]:
+        for i, a in enumerate(v):
+            for b in v[i + 1 :]:
+                if a.time == b.time and a.days() & b.days():
+                    raise ValueError(f"two doses at the same time ({a.time:%H:%M}) on one day")
         return v
+
+    @model_validator(mode="after")
+    def _dates(self) -> ScheduleIn:
+        if self.valid_until is not None and self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        return self
+
+    def doses_json(self) -> list[dict[str, Any]]:
+        out = []
+        for d in self.doses:
+            dose: dict[str, Any] = {"time": d.time.strftime("%H:%M"), "window_min": d.window_min}
+            if d.weekdays:
+                dose["weekdays"] = sorted(set(d.weekdays))
+            if d.label:
+                dose["label"] = d.label
+            if d.time_critical:
+                dose["time_critical"] = True
+            out.append(dose)
+        return out
 
 
 class Schedule(BaseModel):
@@ -77,7 +128,10 @@ class Schedule(BaseModel):
     timezone: str
     doses: list[dict[str, Any]]
     valid_from: date
+    valid_until: date | None
+    effective_from: datetime
     created_at: datetime
+    created_by: str
 
 
 class Slot(BaseModel):
@@ -86,6 +140,57 @@ class Slot(BaseModel):
     window_end: datetime
     state: str
     schedule_version: int
+    label: str | None
+    time_critical: bool
+    local_time: time | None = Field(description="wall-clock time as the patient sees it")
+    absence_id: int | None
+
+
+class PlannedSlot(BaseModel):
+    due_at: datetime
+    window_end: datetime
+    state: str = Field(description="pending, or suspended inside an absence")
+    label: str | None
+    time_critical: bool
+    local_date: date
+    local_time: time
+    schedule_version: int
+    absence_id: int | None
+    dst_change_day: bool = Field(description="the local day has 23 or 25 hours")
+
+
+class SchedulePut(Schedule):
+    preview: list[PlannedSlot] = Field(description="the next 7 days of slots")
+
+
+class AbsenceIn(_In):
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
+
+    @model_validator(mode="after")
+    def _order(self) -> AbsenceIn:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class AbsenceEnd(_In):
+    by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
+
+
+class Absence(BaseModel):
+    id: int
+    dispenser_id: str
+    starts_at: datetime
+    ends_at: datetime
+    effective_end: datetime
+    reason: str
+    created_by: str
+    created_at: datetime
+    ended_at: datetime | None
+    ended_by: str | None
 
 
 class DoseEvent(BaseModel):

@@ -98,7 +98,7 @@ def serve_web(rt: Runtime) -> None:
 
     from dashboards.app import create_app
 
-    app = create_app(rt.pool, rt.clock, horizon=rt.horizon)
+    app = create_app(rt.pool, rt.clock, horizon=rt.horizon, default_timezone=rt.settings.timezone)
     log.info(
         "web app on http://%s:%d/ (API docs at /docs)", rt.settings.http_host, rt.settings.http_port
     )

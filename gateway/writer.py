@@ -85,7 +85,9 @@ def _match_and_apply(conn: DbConn, event: Event, received_at: datetime) -> tuple
     lo, hi = candidate_range(event.occurred_at, event.dose_due_at)
     rows = slot_sql.slots_for_matching(conn, event.dispenser_id, lo, hi)
     chosen = match_slot(
-        [SlotRef(r["id"], r["due_at"]) for r in rows], event.occurred_at, event.dose_due_at
+        [SlotRef(r["id"], r["due_at"], r["state"] not in TAKEN_STATES) for r in rows],
+        event.occurred_at,
+        event.dose_due_at,
     )
     if chosen is None:
         return None, "unmatched"

@@ -32,10 +32,11 @@ WITH due AS (
 ), closed AS (
     UPDATE dose_slots s SET state = 'missed', closed_at = %(now)s
     FROM due WHERE s.id = due.id
-    RETURNING s.id, s.dispenser_id, s.due_at
+    RETURNING s.id, s.dispenser_id, s.due_at, s.time_critical
 ), opened AS (
-    INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, opened_at)
-    SELECT 'missed_dose', c.dispenser_id, d.patient_id, c.id, c.due_at, %(now)s
+    INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, priority, opened_at)
+    SELECT 'missed_dose', c.dispenser_id, d.patient_id, c.id, c.due_at,
+           CASE WHEN c.time_critical THEN 'high' ELSE 'medium' END, %(now)s
     FROM closed c JOIN dispensers d ON d.id = c.dispenser_id
     ON CONFLICT (slot_id) WHERE slot_id IS NOT NULL DO NOTHING
     RETURNING id
@@ -54,8 +55,9 @@ def close_due_slots(conn: DbConn, now: datetime, limit: int = 1000) -> list[int]
 
 def open_missed_dose_alarm(conn: DbConn, slot_id: int, now: datetime, via: str) -> int | None:
     row = conn.execute(
-        "INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, opened_at)"
-        " SELECT 'missed_dose', s.dispenser_id, d.patient_id, s.id, s.due_at, %s"
+        "INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, priority,"
+        " opened_at) SELECT 'missed_dose', s.dispenser_id, d.patient_id, s.id, s.due_at,"
+        " CASE WHEN s.time_critical THEN 'high' ELSE 'medium' END, %s"
         " FROM dose_slots s JOIN dispensers d ON d.id = s.dispenser_id WHERE s.id = %s"
         " ON CONFLICT (slot_id) WHERE slot_id IS NOT NULL DO NOTHING RETURNING id",
         (now, slot_id),

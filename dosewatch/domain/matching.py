@@ -2,9 +2,11 @@
 
 * An event that carries ``dose_due_at`` (current firmware) belongs to the slot due at exactly
   that instant, or to none.
-* An event without it (older firmware) belongs to the slot whose due time is nearest to the
-  event's ``occurred_at``, provided it is within :data:`MATCH_TOLERANCE` of it. Ties go to the
-  earlier slot, because a dose is served at or after its due time, never long before.
+* An event without it (older firmware) belongs to the *open* slot (not yet taken) whose due
+  time is nearest to the event's ``occurred_at``, provided it is within
+  :data:`MATCH_TOLERANCE` of it. Ties go to the earlier slot, because a dose is served at or
+  after its due time, never long before. A second take near a slot already taken is therefore
+  not counted twice: it matches the next open slot in reach, or none.
 
 An event that matches nothing is still stored and reported by the caller; matching only decides.
 """
@@ -22,6 +24,7 @@ MATCH_TOLERANCE = timedelta(hours=3)
 class SlotRef:
     id: int
     due_at: datetime
+    open: bool = True  # not yet taken (pending, missed or unknown)
 
 
 def match_slot(
@@ -32,6 +35,8 @@ def match_slot(
     best: SlotRef | None = None
     best_key: tuple[timedelta, datetime] | None = None
     for slot in candidates:
+        if not slot.open:
+            continue
         distance = abs(slot.due_at - occurred_at)
         if distance > MATCH_TOLERANCE:
             continue

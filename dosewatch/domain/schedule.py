@@ -24,6 +24,12 @@ from zoneinfo import ZoneInfo
 class DoseTime:
     time: time
     window_min: int
+    weekdays: frozenset[int] | None = None  # ISO weekdays 1 (Monday) … 7; None = every day
+    label: str | None = None
+    time_critical: bool = False  # e.g. Parkinson medication: the alarm is high priority
+
+    def applies_on(self, day: date) -> bool:
+        return self.weekdays is None or day.isoweekday() in self.weekdays
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class Schedule:
     timezone: str
     doses: tuple[DoseTime, ...]
     valid_from: date
-    valid_until: date | None = None
+    valid_until: date | None = None  # inclusive, a local date
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class PlannedSlot:
     window_end: datetime  # UTC
     local_date: date
     local_time: time
+    label: str | None = None
+    time_critical: bool = False
+    dst_change_day: bool = False  # the local day has 23 or 25 hours
 
 
 def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
@@ -75,11 +84,24 @@ def _days(first: date, last: date) -> Iterator[date]:
 
 
 def _slots_of_day(day: date, doses: Sequence[DoseTime], tz: ZoneInfo) -> Iterator[PlannedSlot]:
+    dst_day = is_dst_change_day(day, tz)
     for dose in doses:
+        if not dose.applies_on(day):
+            continue
         due = local_instant(day, dose.time, tz)
         yield PlannedSlot(
             due_at=due,
             window_end=due + timedelta(minutes=dose.window_min),
             local_date=day,
             local_time=dose.time,
+            label=dose.label,
+            time_critical=dose.time_critical,
+            dst_change_day=dst_day,
         )
+
+
+def is_dst_change_day(day: date, tz: ZoneInfo) -> bool:
+    """True when the zone's UTC offset differs between this local midnight and the next."""
+    start = local_instant(day, time(0), tz)
+    end = local_instant(day + timedelta(days=1), time(0), tz)
+    return end - start != timedelta(days=1)

@@ -1,0 +1,179 @@
+"""Schedules, slots, previews and absences: ``/api/v1/dispensers/{id}/…`` and ``/absences``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from dashboards import schemas
+from dashboards.deps import Db, Now, dispenser_or_404, not_found, raise_
+from dosewatch.db import DbConn
+from dosewatch.db import absences as absence_sql
+from dosewatch.db import schedules as schedule_sql
+from dosewatch.domain.planning import Planned
+
+router = APIRouter(prefix="/api/v1")
+MAX_RANGE = timedelta(days=62)
+PREVIEW = timedelta(days=7)
+# A client's "now" may trail the server's by a little; further in the past is a mistake.
+EFFECTIVE_SLACK = timedelta(minutes=1)
+
+
+def _range(
+    now: datetime, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    start, end = start or now - timedelta(days=1), end or now + timedelta(days=2)
+    for name, value in (("from", start), ("to", end)):
+        if value.tzinfo is None:
+            raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-23T07:00:00Z")
+    if end <= start or end - start > MAX_RANGE:
+        raise HTTPException(422, "to must be after from, and at most 62 days later")
+    return start, end
+
+
+def _planned_json(planned: list[Planned]) -> list[dict[str, Any]]:
+    return [
+        {
+            "due_at": p.slot.due_at,
+            "window_end": p.slot.window_end,
+            "state": p.state,
+            "label": p.slot.label,
+            "time_critical": p.slot.time_critical,
+            "local_date": p.slot.local_date,
+            "local_time": p.slot.local_time,
+            "schedule_version": p.version,
+            "absence_id": p.absence_id,
+            "dst_change_day": p.slot.dst_change_day,
+        }
+        for p in planned
+    ]
+
+
+@router.put("/dispensers/{dispenser_id}/schedule", response_model=schemas.SchedulePut)
+def put_schedule(
+    dispenser_id: str, body: schemas.ScheduleIn, conn: Db, clk: Now, request: Request
+) -> dict[str, Any]:
+    """Store a new version, effective now or from ``effective_from``, and re-plan at once.
+
+    Slots due before the change keep their state; later ones are planned from the new version
+    (a dose due in two minutes is watched). The answer previews the next 7 days.
+    """
+    dispenser_or_404(conn, dispenser_id)
+    now = clk.now()
+    effective = body.effective_from or now
+    if effective < now - EFFECTIVE_SLACK:
+        raise HTTPException(
+            422, "effective_from is in the past; a change takes effect now or later"
+        )
+    row = schedule_sql.save_schedule(
+        conn,
+        dispenser_id,
+        timezone=body.timezone or request.app.state.default_timezone,
+        doses=body.doses_json(),
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        effective_from=max(effective, now),
+        created_by=body.changed_by,
+        now=now,
+    )
+    schedule_sql.replan(
+        conn, dispenser_id, now, now + request.app.state.horizon, since=row["effective_from"]
+    )
+    start = max(now, row["effective_from"])
+    preview = schedule_sql.preview(conn, dispenser_id, start, start + PREVIEW)
+    return {**row, "preview": _planned_json(preview)}
+
+
+@router.get("/dispensers/{dispenser_id}/schedule", response_model=schemas.Schedule)
+def get_schedule(dispenser_id: str, conn: Db) -> dict[str, Any]:
+    dispenser_or_404(conn, dispenser_id)
+    row = schedule_sql.current_schedule(conn, dispenser_id)
+    return row or raise_(not_found(f"a schedule for dispenser {dispenser_id!r}"))
+
+
+@router.get("/dispensers/{dispenser_id}/schedule/history", response_model=list[schemas.Schedule])
+def schedule_history(dispenser_id: str, conn: Db) -> list[dict[str, Any]]:
+    dispenser_or_404(conn, dispenser_id)
+    return schedule_sql.history(conn, dispenser_id)
+
+
+@router.get("/dispensers/{dispenser_id}/schedule/preview", response_model=list[schemas.PlannedSlot])
+def schedule_preview(
+    dispenser_id: str,
+    conn: Db,
+    clk: Now,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Slots the schedule versions and absences plan for any period (≤ 62 days); stores nothing."""
+    dispenser_or_404(conn, dispenser_id)
+    start, end = _range(clk.now(), from_, to)
+    return _planned_json(schedule_sql.preview(conn, dispenser_id, start, end))
+
+
+@router.get("/dispensers/{dispenser_id}/slots", response_model=list[schemas.Slot])
+def get_slots(
+    dispenser_id: str,
+    conn: Db,
+    clk: Now,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+) -> list[dict[str, Any]]:
+    dispenser_or_404(conn, dispenser_id)
+    start, end = _range(clk.now(), from_, to)
+    return schedule_sql.list_slots(conn, dispenser_id, start, end)
+
+
+@router.post("/dispensers/{dispenser_id}/absences", status_code=201, response_model=schemas.Absence)
+def create_absence(
+    dispenser_id: str, body: schemas.AbsenceIn, conn: Db, clk: Now, request: Request
+) -> dict[str, Any]:
+    """Pause a dispenser: its slots in the period become ``suspended`` (no alarm)."""
+    dispenser_or_404(conn, dispenser_id)
+    now = clk.now()
+    if body.ends_at <= now:
+        raise HTTPException(422, "the absence is already over (ends_at is in the past)")
+    row = absence_sql.create(
+        conn,
+        dispenser_id,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        reason=body.reason,
+        by=body.by,
+        now=now,
+    )
+    _suspend_or_replan(conn, dispenser_id, now, request, since=body.starts_at)
+    return row
+
+
+@router.post("/absences/{absence_id}/end", response_model=schemas.Absence)
+def end_absence(
+    absence_id: int, conn: Db, clk: Now, request: Request, body: schemas.AbsenceEnd | None = None
+) -> dict[str, Any]:
+    """End a pause early; the rest of its period is planned as usual again."""
+    now = clk.now()
+    row = absence_sql.end_early(conn, absence_id, by=body.by if body else "api", now=now)
+    if row is None:
+        existing = absence_sql.get(conn, absence_id)
+        if existing is None:
+            raise not_found(f"absence {absence_id}")
+        raise HTTPException(409, f"absence {absence_id} has already ended")
+    _suspend_or_replan(conn, row["dispenser_id"], now, request, since=now)
+    return row
+
+
+@router.get("/dispensers/{dispenser_id}/absences", response_model=list[schemas.Absence])
+def list_absences(dispenser_id: str, conn: Db) -> list[dict[str, Any]]:
+    dispenser_or_404(conn, dispenser_id)
+    return absence_sql.list_for(conn, dispenser_id)
+
+
+def _suspend_or_replan(
+    conn: DbConn, dispenser_id: str, now: datetime, request: Request, since: datetime
+) -> None:
+    # A slot already due but still open inside a new absence is suspended too: re-plan from
+    # the longest window back, which leaves closed slots alone (only pending ones are touched).
+    schedule_sql.suspend_open_slots(conn, dispenser_id, now)
+    schedule_sql.replan(conn, dispenser_id, now, now + request.app.state.horizon, since=since)
