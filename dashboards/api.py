@@ -14,6 +14,7 @@ from dashboards.deps import Db, Now, dispenser_or_404, not_found, raise_
 from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import events as event_sql
+from dosewatch.db import presence as presence_sql
 from dosewatch.db import quarantine as quarantine_sql
 from dosewatch.domain.alarms import AlarmState
 
@@ -42,9 +43,10 @@ def create_dispenser(body: schemas.DispenserIn, conn: Db) -> dict:
         raise HTTPException(409, f"dispenser {body.id!r} already exists") from None
 
 
-@router.get("/dispensers/{dispenser_id}", response_model=schemas.Dispenser)
+@router.get("/dispensers/{dispenser_id}", response_model=schemas.DispenserDetail)
 def get_dispenser(dispenser_id: str, conn: Db) -> dict:
-    return dispenser_or_404(conn, dispenser_id)
+    row = dispenser_or_404(conn, dispenser_id)
+    return {**row, "presence": presence_sql.get_presence(conn, dispenser_id) or {}}
 
 
 @router.get("/dispensers/{dispenser_id}/events", response_model=list[schemas.DoseEvent])

@@ -54,6 +54,25 @@ class Dispenser(BaseModel):
     schedule_version: int | None = None
 
 
+class Presence(BaseModel):
+    online: bool | None = Field(
+        default=None, description="last value on the `online` topic (Last Will = false)"
+    )
+    online_changed_at: datetime | None = None
+    last_seen_at: datetime | None = Field(
+        default=None, description="server time of the latest message from the dispenser"
+    )
+    clock_offset_s: float | None = Field(
+        default=None,
+        description="estimated device clock minus server clock; shown, never used for deadlines",
+    )
+    clock_flagged: bool = Field(default=False, description="clock more than 2 minutes off")
+
+
+class DispenserDetail(Dispenser):
+    presence: Presence
+
+
 class ScheduleDose(ConfigDose):
     """A dose time as the protocol's config has it, plus what only the server needs."""
 

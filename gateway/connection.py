@@ -33,16 +33,27 @@ _NOT_V5 = {"Unsupported protocol version", "Unspecified error", "Protocol error"
 class _Handshake:
     subscriptions: tuple[str, ...]
     ready: threading.Event = field(default_factory=threading.Event)
+    # Set on SUBACK: a caller that publishes right after connect_client() returns must not race
+    # the subscription (a message published before it exists is simply not delivered to us).
+    subscribed: threading.Event = field(default_factory=threading.Event)
     rc: ReasonCode | None = None
+    _sub_mid: int | None = None
 
     def on_connect(
         self, c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
     ) -> None:
         self.rc = rc
         self.ready.set()
-        if not rc.is_failure:
-            for topic in self.subscriptions:
-                c.subscribe(topic, qos=1)
+        if rc.is_failure:
+            return
+        if self.subscriptions:
+            _, self._sub_mid = c.subscribe([(topic, 1) for topic in self.subscriptions])
+        else:
+            self.subscribed.set()
+
+    def on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, _rcs: object, _p: object) -> None:
+        if mid == self._sub_mid:
+            self.subscribed.set()
 
     def on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
@@ -86,6 +97,7 @@ def connect_client(
         handshake = _Handshake(subscriptions)
         client.on_connect = handshake.on_connect
         client.on_disconnect = handshake.on_disconnect
+        client.on_subscribe = handshake.on_subscribe
         props = None
         if v5:
             props = Properties(PacketTypes.CONNECT)
@@ -108,6 +120,8 @@ def connect_client(
         handshake.ready.wait(timeout_s)
         rc = handshake.rc
         if rc is not None and not rc.is_failure:
+            if not handshake.subscribed.wait(timeout_s):
+                log.warning("no SUBACK from %s within %.0f s", url.redacted(), timeout_s)
             log.info(
                 "MQTT %s connected to %s as %s", "5" if v5 else "3.1.1", url.redacted(), client_id
             )

@@ -27,7 +27,11 @@ from gateway.writer import Inbound, write_batch
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTIONS = (f"{TOPIC_ROOT}/+/events", f"{TOPIC_ROOT}/+/status")
+SUBSCRIPTIONS = (
+    f"{TOPIC_ROOT}/+/events",
+    f"{TOPIC_ROOT}/+/status",
+    f"{TOPIC_ROOT}/+/online",  # retained '1' on connect, Last Will '0': presence
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,9 @@ class Gateway:
             self._client.loop_stop()
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        inbound = Inbound(msg.topic, bytes(msg.payload), self._clock.now())
+        # msg.retain is set only on the broker's stored copy sent because we subscribed; a live
+        # message reaches an existing subscription with it cleared (MQTT 3.1.1 and 5 defaults).
+        inbound = Inbound(msg.topic, bytes(msg.payload), self._clock.now(), retained=msg.retain)
         self._inbox.put(_Received(inbound, msg.mid, msg.qos))
 
     def _next_batch(self) -> list[_Received]:

@@ -3,6 +3,10 @@
 A poison message (one that makes the database refuse it) rolls back only its savepoint and is
 quarantined instead, so it never costs its neighbours in the batch. The caller acknowledges the
 MQTT messages only after :func:`write_batch` returns, i.e. after commit.
+
+Presence (see :mod:`dosewatch.db.presence`) is updated once per batch, at its end: which
+dispensers were heard from, and clock samples for the offset estimate. It has its own savepoint,
+so a failure there is logged and never costs the batch its events.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from datetime import datetime
 from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import events as event_sql
+from dosewatch.db import presence as presence_sql
 from dosewatch.db import quarantine as quarantine_sql
 from dosewatch.db import schedules as slot_sql
 from dosewatch.domain.matching import SlotRef, candidate_range, match_slot
 from dosewatch.domain.protocol import DOSE_EVENT_TYPES, Event, Status
 from dosewatch.domain.slots import TAKEN_STATES, SlotState, apply_event
-from gateway.decode import Online, Rejection, decode
+from gateway.decode import Decoded, Online, Rejection, decode
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +35,28 @@ class Inbound:
     topic: str
     payload: bytes
     received_at: datetime
+    # Delivered with the MQTT retain flag: the broker's stored copy, sent because we subscribed
+    # (e.g. on every gateway restart), not a message the device sent just now.
+    retained: bool = False
+
+
+Seen = dict[str, tuple[datetime, list[float]]]  # dispenser → (latest received_at, clock samples)
 
 
 def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
     """Store, match or quarantine every message; return counts by outcome."""
     outcomes: Counter[str] = Counter()
+    seen: Seen = {}
     decoded = [(m, _decode(m)) for m in batch]
-    ids = sorted({d.dispenser_id for _, d in decoded if isinstance(d, Event | Status)})
+    ids = sorted({d.dispenser_id for _, d in decoded if isinstance(d, Event | Status | Online)})
     with conn.transaction():
         known = registry.known_dispensers(conn, ids) if ids else set()
         for message, item in decoded:
-            if isinstance(item, Event | Status) and item.dispenser_id not in known:
+            if isinstance(item, Event | Status | Online) and item.dispenser_id not in known:
                 item = Rejection(f"unknown dispenser {item.dispenser_id!r}", item.dispenser_id)
             try:
                 with conn.transaction():
-                    outcomes[_store(conn, message, item)] += 1
+                    outcome = _store(conn, message, item)
             except Exception as exc:  # one poison message must not cost its neighbours
                 log.exception("could not store message on %s; quarantining it", message.topic)
                 first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -52,10 +64,14 @@ def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
                 with conn.transaction():
                     _quarantine(conn, message, Rejection(reason, None))
                 outcomes["quarantined"] += 1
+                continue
+            outcomes[outcome] += 1
+            _note_seen(seen, message, item, outcome)
+        _record_seen(conn, seen, batch)
     return outcomes
 
 
-def _decode(message: Inbound) -> Event | Status | Online | Rejection:
+def _decode(message: Inbound) -> Decoded:
     try:
         return decode(message.topic, message.payload)
     except Exception as exc:  # decode() is meant never to raise; if it does, keep the bytes
@@ -63,7 +79,7 @@ def _decode(message: Inbound) -> Event | Status | Online | Rejection:
         return Rejection(f"could not decode: {type(exc).__name__}", None)
 
 
-def _store(conn: DbConn, message: Inbound, item: Event | Status | Online | Rejection) -> str:
+def _store(conn: DbConn, message: Inbound, item: Decoded) -> str:
     if isinstance(item, Rejection):
         _quarantine(conn, message, item)
         return "quarantined"
@@ -71,6 +87,7 @@ def _store(conn: DbConn, message: Inbound, item: Event | Status | Online | Rejec
         event_sql.insert_status(conn, item, message.received_at)
         return "status"
     if isinstance(item, Online):
+        presence_sql.record_online(conn, item.dispenser_id, item.online, message.received_at)
         return "online"
     if not event_sql.claim_event_id(conn, item, message.received_at):
         return "duplicate"
@@ -79,13 +96,49 @@ def _store(conn: DbConn, message: Inbound, item: Event | Status | Online | Rejec
     return "stored"
 
 
+def _note_seen(seen: Seen, message: Inbound, item: Decoded, outcome: str) -> None:
+    """Count a stored message as a sign of life, with a clock sample when it carries one.
+
+    Not signs of life: a retained copy (old, redelivered on subscribe) and an ``online`` '0'
+    (the Last Will, which the broker publishes because the device has gone). A duplicate event
+    is a live replay, so it counts, but its ``occurred_at`` is old news and gives no sample.
+    """
+    if message.retained or outcome == "quarantined":
+        return
+    device_time: datetime | None
+    if isinstance(item, Status):
+        device_time = item.at
+    elif isinstance(item, Event):
+        device_time = None if outcome == "duplicate" else item.occurred_at
+    elif isinstance(item, Online) and item.online:
+        device_time = None
+    else:
+        return
+    last, samples = seen.get(item.dispenser_id, (message.received_at, []))
+    if device_time is not None:
+        samples.append((device_time - message.received_at).total_seconds())
+    seen[item.dispenser_id] = (max(last, message.received_at), samples)
+
+
+def _record_seen(conn: DbConn, seen: Seen, batch: list[Inbound]) -> None:
+    if not seen:
+        return
+    # The writer has no clock of its own; the batch's newest receive time is the server's "now".
+    now = max(m.received_at for m in batch)
+    try:
+        with conn.transaction():
+            presence_sql.record_seen(conn, seen, now)
+    except Exception:  # presence is a summary; the batch's events matter more
+        log.exception("could not update presence for %d dispensers", len(seen))
+
+
 def _match_and_apply(conn: DbConn, event: Event, received_at: datetime) -> tuple[int | None, str]:
     if event.type not in DOSE_EVENT_TYPES:
         return None, "not_a_dose_event"
     lo, hi = candidate_range(event.occurred_at, event.dose_due_at)
     rows = slot_sql.slots_for_matching(conn, event.dispenser_id, lo, hi)
     chosen = match_slot(
-        [SlotRef(r["id"], r["due_at"], r["state"] not in TAKEN_STATES) for r in rows],
+        [SlotRef(r["id"], r["due_at"]) for r in rows],
         event.occurred_at,
         event.dose_due_at,
     )

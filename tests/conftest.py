@@ -30,6 +30,8 @@ TABLES = (
     "dose_event_keys",
     "dispenser_status",
     "quarantine",
+    "dispenser_online_history",
+    "dispenser_presence",
     "dispensers",
     "patients",
 )

@@ -8,7 +8,7 @@ even if two claims ever overlapped.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -22,20 +22,27 @@ ALARM_COLUMNS = (
     " acknowledged_at, acknowledged_by, cleared_at, resolved_at, resolved_by, outcome, note"
 )
 
-# The SQL form of dosewatch.domain.slots.close_window: pending and window_end <= now → missed.
+# The SQL form of dosewatch.domain.slots.close_window: a pending slot whose window has closed
+# becomes missed, or unknown when the dispenser was offline then (its Last Will said so, or it
+# has not been heard from for %(stale)s): the dose may have been taken and not yet reported.
 _CLOSE_DUE_SLOTS = """
 WITH due AS (
-    SELECT id FROM dose_slots
+    SELECT id, dispenser_id FROM dose_slots
     WHERE state = 'pending' AND window_end <= %(now)s
     ORDER BY window_end LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), closed AS (
-    UPDATE dose_slots s SET state = 'missed', closed_at = %(now)s
-    FROM due WHERE s.id = due.id
-    RETURNING s.id, s.dispenser_id, s.due_at, s.time_critical
+    UPDATE dose_slots s
+    SET state = CASE WHEN p.online IS FALSE OR p.last_seen_at < %(stale)s
+                     THEN 'unknown' ELSE 'missed' END,
+        closed_at = %(now)s
+    FROM due LEFT JOIN dispenser_presence p ON p.dispenser_id = due.dispenser_id
+    WHERE s.id = due.id
+    RETURNING s.id, s.dispenser_id, s.due_at, s.time_critical, s.state
 ), opened AS (
     INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, priority, opened_at)
-    SELECT 'missed_dose', c.dispenser_id, d.patient_id, c.id, c.due_at,
+    SELECT CASE WHEN c.state = 'unknown' THEN 'dose_status_unknown' ELSE 'missed_dose' END,
+           c.dispenser_id, d.patient_id, c.id, c.due_at,
            CASE WHEN c.time_critical THEN 'high' ELSE 'medium' END, %(now)s
     FROM closed c JOIN dispensers d ON d.id = c.dispenser_id
     ON CONFLICT (slot_id) WHERE slot_id IS NOT NULL DO NOTHING
@@ -46,10 +53,14 @@ SELECT id, %(now)s, 'opened', 'system', 'automatic' FROM opened
 RETURNING alarm_id
 """
 
+# A dispenser reports status every 5 minutes; three missed reports mean it is offline.
+OFFLINE_AFTER = timedelta(minutes=15)
+
 
 def close_due_slots(conn: DbConn, now: datetime, limit: int = 1000) -> list[int]:
-    """Turn pending slots whose window has closed into missed slots with one alarm each."""
-    rows = conn.execute(_CLOSE_DUE_SLOTS, {"now": now, "limit": limit}).fetchall()
+    """Close pending slots whose window has passed (missed or unknown), one alarm each."""
+    params = {"now": now, "limit": limit, "stale": now - OFFLINE_AFTER}
+    rows = conn.execute(_CLOSE_DUE_SLOTS, params).fetchall()
     return [r["alarm_id"] for r in rows]
 
 

@@ -14,6 +14,9 @@ from enum import StrEnum
 
 class AlarmKind(StrEnum):
     MISSED_DOSE = "missed_dose"
+    # The dispenser was offline when the window closed: the dose may have been taken. It clears
+    # itself when the buffered dose_taken arrives.
+    DOSE_STATUS_UNKNOWN = "dose_status_unknown"
 
 
 class AlarmState(StrEnum):

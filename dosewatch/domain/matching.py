@@ -2,11 +2,16 @@
 
 * An event that carries ``dose_due_at`` (current firmware) belongs to the slot due at exactly
   that instant, or to none.
-* An event without it (older firmware) belongs to the *open* slot (not yet taken) whose due
-  time is nearest to the event's ``occurred_at``, provided it is within
-  :data:`MATCH_TOLERANCE` of it. Ties go to the earlier slot, because a dose is served at or
-  after its due time, never long before. A second take near a slot already taken is therefore
-  not counted twice: it matches the next open slot in reach, or none.
+* An event without it (older firmware) belongs to the slot whose due time is nearest to the
+  event's ``occurred_at``, provided it is within :data:`MATCH_TOLERANCE` of it. Ties go to the
+  earlier slot, because a dose is served at or after its due time, never long before.
+
+Matching looks only at the event and the planned due times, never at slot states. That is what
+makes a day's final states independent of the order its events arrive in: each event always
+lands on the same slot, and :func:`dosewatch.domain.slots.apply_event` is order-independent per
+slot. (An earlier rule, "nearest slot not yet taken", avoided counting a second take twice but
+made the slot an event lands on depend on which events came first.) A second take of a slot
+already taken changes nothing, like a duplicate.
 
 An event that matches nothing is still stored and reported by the caller; matching only decides.
 """
@@ -24,7 +29,6 @@ MATCH_TOLERANCE = timedelta(hours=3)
 class SlotRef:
     id: int
     due_at: datetime
-    open: bool = True  # not yet taken (pending, missed or unknown)
 
 
 def match_slot(
@@ -35,8 +39,6 @@ def match_slot(
     best: SlotRef | None = None
     best_key: tuple[timedelta, datetime] | None = None
     for slot in candidates:
-        if not slot.open:
-            continue
         distance = abs(slot.due_at - occurred_at)
         if distance > MATCH_TOLERANCE:
             continue

@@ -70,8 +70,12 @@ def apply_event(
     return None
 
 
-def close_window(state: SlotState, window_end: datetime, now: datetime) -> Transition | None:
-    """The sweep's rule: a pending slot whose window has closed becomes missed, with an alarm."""
+def close_window(
+    state: SlotState, window_end: datetime, now: datetime, device_offline: bool = False
+) -> Transition | None:
+    """The sweep's rule: a pending slot whose window has closed becomes missed — or unknown if
+    the dispenser was offline then — with an alarm either way (a nurse must find out)."""
     if state is SlotState.PENDING and window_end <= now:
-        return Transition(SlotState.MISSED, opens_alarm=True)
+        new_state = SlotState.UNKNOWN if device_offline else SlotState.MISSED
+        return Transition(new_state, opens_alarm=True)
     return None

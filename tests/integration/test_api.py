@@ -71,6 +71,14 @@ def test_dispenser_rules(api: TestClient) -> None:
     patient_id = make_dispenser(api)
     got = api.get("/api/v1/dispensers/DSP-000123").json()
     assert got["patient_id"] == patient_id and got["schedule_version"] is None
+    # Never heard from: presence is all unknown, and an unknown clock is not flagged.
+    assert got["presence"] == {
+        "online": None,
+        "online_changed_at": None,
+        "last_seen_at": None,
+        "clock_offset_s": None,
+        "clock_flagged": False,
+    }
     dup = api.post("/api/v1/dispensers", json={"id": "DSP-000123", "patient_id": patient_id})
     assert dup.status_code == 409 and "already exists" in dup.json()["detail"]
     orphan = api.post("/api/v1/dispensers", json={"id": "DSP-9", "patient_id": 424242})

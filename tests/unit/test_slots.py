@@ -205,12 +205,9 @@ def with_duplicates(draw: st.DrawFn, steps: st.SearchStrategy[Step]) -> list[Ste
 def test_final_state_is_order_independent(
     steps: list[Step], start: SlotState, data: st.DataObject
 ) -> None:
-    """The docstring's promise, in general: any order of the same steps ends in the same state.
-
-    This fails when a slot gets two *distinct* ``dose_taken`` events (different event ids, so
-    deduplication does not remove either) of which one was received on time and one late: the
-    first one applied wins, so the result depends on application order.
-    """
+    """The docstring's promise, in general: any order of the same steps ends in the same state,
+    including two *distinct* ``dose_taken`` events on either side of the window end (the
+    on-time one wins whichever is applied first)."""
     shuffled = data.draw(st.permutations(steps))
     assert run(shuffled, start) == run(canonical(steps), start)
 
@@ -235,12 +232,8 @@ def test_final_state_is_order_independent_when_all_takes_agree_on_lateness(
 
 
 def test_two_takes_on_either_side_of_the_window_end_must_not_depend_on_order() -> None:
-    """Minimal case of the order dependence (see test_final_state_is_order_independent).
-
-    Two distinct dose_taken events for one slot: one received 10 min before the window end, one
-    10 min after. In receive order the slot ends ``taken``; applied the other way round it ends
-    ``taken_late`` (the late one wins because ``taken_late`` is final).
-    """
+    """Two distinct dose_taken events for one slot: one received 10 min before the window end,
+    one 10 min after. Either order ends ``taken``: an on-time take upgrades ``taken_late``."""
     on_time = Step(EventType.DOSE_TAKEN, BEFORE)
     late = Step(EventType.DOSE_TAKEN, AFTER)
     results = {order: run(list(order)) for order in itertools.permutations([on_time, late])}

@@ -1,0 +1,107 @@
+"""SQL for dispenser presence (online flag, last seen, clock offset) and the online history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from dosewatch.db import DbConn
+from dosewatch.domain import device_clock
+
+# "lwt_or_topic": the value came from the `online` topic, i.e. the device's own retained '1' on
+# connect or the Last Will '0' the broker publishes for it.
+SOURCE_TOPIC = "lwt_or_topic"
+
+
+def record_seen(
+    conn: DbConn,
+    samples_by_dispenser: dict[str, tuple[datetime, list[float]]],
+    now: datetime,
+) -> None:
+    """Note that each dispenser was heard from at ``last_received_at``, with new clock samples.
+
+    ``last_seen_at`` never moves backwards. Samples are merged with the stored ones by
+    :func:`device_clock.add_samples`, and the estimate and flag are recomputed from them.
+    """
+    if not samples_by_dispenser:
+        return
+    ids = sorted(samples_by_dispenser)  # one lock order for every gateway: no deadlocks
+    # Make every row exist, so that the next statement can lock them all (a row another gateway
+    # is inserting right now is waited for, not merged over).
+    conn.execute(
+        "INSERT INTO dispenser_presence (dispenser_id, updated_at)"
+        " SELECT id, %s FROM unnest(%s::text[]) AS u(id) ORDER BY id"
+        " ON CONFLICT (dispenser_id) DO NOTHING",
+        (now, ids),
+    )
+    stored = {
+        r["dispenser_id"]: [float(x) for x in r["clock_samples"]]
+        for r in conn.execute(
+            "SELECT dispenser_id, clock_samples FROM dispenser_presence"
+            " WHERE dispenser_id = ANY(%s) ORDER BY dispenser_id FOR UPDATE",
+            (ids,),
+        )
+    }
+    seen_at, samples, offsets, flags = [], [], [], []
+    for d in ids:
+        last_received_at, new = samples_by_dispenser[d]
+        merged = device_clock.add_samples(stored.get(d, []), new)
+        offset = device_clock.estimate(merged)
+        seen_at.append(last_received_at)
+        samples.append(Jsonb(merged))
+        offsets.append(offset)
+        flags.append(device_clock.is_off(offset))
+    conn.execute(
+        "UPDATE dispenser_presence p SET"
+        " last_seen_at = GREATEST(p.last_seen_at, u.seen_at),"  # NULL-safe: GREATEST skips NULL
+        " clock_samples = u.samples, clock_offset_s = u.offset_s, clock_flagged = u.flagged,"
+        " updated_at = %s"
+        " FROM unnest(%s::text[], %s::timestamptz[], %s::jsonb[], %s::float8[], %s::bool[])"
+        "   AS u(id, seen_at, samples, offset_s, flagged)"
+        " WHERE p.dispenser_id = u.id",
+        (now, ids, seen_at, samples, offsets, flags),
+    )
+
+
+def record_online(conn: DbConn, dispenser_id: str, online: bool, at: datetime) -> bool:
+    """Store the `online` value received at ``at``; True when it changed (and history grew).
+
+    The broker redelivers the retained value on every subscribe, so an unchanged value is a
+    no-op. A value received earlier than the stored change (two gateways racing) is ignored.
+    """
+    row = conn.execute(
+        "WITH changed AS ("
+        "  INSERT INTO dispenser_presence AS p"
+        "    (dispenser_id, online, online_changed_at, updated_at)"
+        "  VALUES (%(d)s, %(online)s, %(at)s, %(at)s)"
+        "  ON CONFLICT (dispenser_id) DO UPDATE SET online = excluded.online,"
+        "    online_changed_at = excluded.online_changed_at, updated_at = excluded.updated_at"
+        "  WHERE p.online IS DISTINCT FROM excluded.online"
+        "    AND (p.online_changed_at IS NULL OR p.online_changed_at <= excluded.online_changed_at)"
+        "  RETURNING dispenser_id)"
+        " INSERT INTO dispenser_online_history (dispenser_id, at, online, source)"
+        " SELECT dispenser_id, %(at)s, %(online)s, %(source)s FROM changed"
+        " RETURNING 1",
+        {"d": dispenser_id, "online": online, "at": at, "source": SOURCE_TOPIC},
+    ).fetchone()
+    return row is not None
+
+
+def get_presence(conn: DbConn, dispenser_id: str) -> dict[str, Any] | None:
+    return conn.execute(
+        "SELECT dispenser_id, online, online_changed_at, last_seen_at, clock_offset_s,"
+        " clock_samples, clock_flagged, updated_at"
+        " FROM dispenser_presence WHERE dispenser_id = %s",
+        (dispenser_id,),
+    ).fetchone()
+
+
+def online_history(conn: DbConn, dispenser_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest changes first."""
+    return conn.execute(
+        "SELECT at, online, source FROM dispenser_online_history WHERE dispenser_id = %s"
+        " ORDER BY at DESC LIMIT %s",
+        (dispenser_id, limit),
+    ).fetchall()
