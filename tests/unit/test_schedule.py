@@ -13,7 +13,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dosewatch.domain.schedule import DoseTime, PlannedSlot, Schedule, expand, local_instant
@@ -345,8 +345,20 @@ def cases(draw: st.DrawFn) -> tuple[Schedule, datetime, datetime]:
     return Schedule(tz_name, doses, valid_from), start, end
 
 
+def _dst_example(tz: str, day: date) -> tuple[Schedule, datetime, datetime]:
+    """The named daylight-saving days, always run: doses in the gap/repeat and around it."""
+    doses = ("01:30", 45), ("02:00", 30), ("02:30", 45), ("03:00", 240), ("08:00", 45)
+    start = datetime.combine(day, time(), tzinfo=UTC) - timedelta(days=1)
+    return sched(tz, *doses), start, start + timedelta(days=3)
+
+
 @settings(max_examples=300, deadline=None)
 @given(cases())
+@example(_dst_example(STOCKHOLM, date(2026, 3, 29)))
+@example(_dst_example(STOCKHOLM, date(2026, 10, 25)))
+@example(_dst_example(STOCKHOLM, date(2027, 3, 28)))
+@example(_dst_example("Australia/Sydney", date(2026, 4, 5)))
+@example(_dst_example("Australia/Sydney", date(2026, 10, 4)))
 def test_expand_matches_the_oracle(case: tuple[Schedule, datetime, datetime]) -> None:
     schedule, start, end = case
     tz = ZoneInfo(schedule.timezone)
