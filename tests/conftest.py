@@ -122,15 +122,21 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture
-def publisher(mqtt_url: MqttUrl) -> Iterator[Callable[[str, bytes], None]]:
+def connected_client(mqtt_url: MqttUrl, prefix: str = "test-pub") -> mqtt.Client:
+    """A plain paho client, connected and looping: what a device or a script would use."""
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}"
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{uuid.uuid4().hex[:8]}"
     )
     if mqtt_url.username:
         client.username_pw_set(mqtt_url.username, mqtt_url.password)
     client.connect(mqtt_url.host, mqtt_url.port)
     client.loop_start()
+    return client
+
+
+@pytest.fixture
+def publisher(mqtt_url: MqttUrl) -> Iterator[Callable[[str, bytes], None]]:
+    client = connected_client(mqtt_url)
 
     def publish(topic: str, payload: bytes) -> None:
         client.publish(topic, payload, qos=1).wait_for_publish(timeout=10)

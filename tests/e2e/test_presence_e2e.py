@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
@@ -23,7 +22,7 @@ from dosewatch.clock import FakeClock
 from dosewatch.config import MqttUrl
 from dosewatch.db import presence as presence_sql
 from gateway.mqtt import Gateway
-from tests.conftest import wait_for
+from tests.conftest import connected_client, wait_for
 from tests.helpers import add_dispenser, slot_states
 
 Publish = Callable[[str, bytes], None]
@@ -67,13 +66,7 @@ def committed(gateway: Gateway, publish: Publish, topic_: str, payload: bytes) -
 @pytest.fixture
 def publish_retained(mqtt_url: MqttUrl) -> Iterator[Publish]:
     """Publish retained, like a device does on `online`; clear every such topic afterwards."""
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-retain-{uuid.uuid4().hex[:8]}"
-    )
-    if mqtt_url.username:
-        client.username_pw_set(mqtt_url.username, mqtt_url.password)
-    client.connect(mqtt_url.host, mqtt_url.port)
-    client.loop_start()
+    client = connected_client(mqtt_url, "test-retain")
     topics: set[str] = set()
 
     def publish(topic_: str, payload: bytes) -> None:
