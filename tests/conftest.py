@@ -21,19 +21,11 @@ from tests import servers
 # A Monday morning in Umeå, in winter time (UTC+1).
 T0 = datetime(2026, 11, 23, 6, 50, tzinfo=UTC)
 
-TABLES = (
-    "alarm_history",
-    "alarms",
-    "dose_slots",
-    "schedules",
-    "dose_events",
-    "dose_event_keys",
-    "dispenser_status",
-    "quarantine",
-    "dispenser_online_history",
-    "dispenser_presence",
-    "dispensers",
-    "patients",
+# Every table but the migrations' own, read from the catalogue: a new migration's tables are
+# emptied between tests without anyone having to remember to list them here.
+_ALL_TABLES = (
+    "SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables"
+    " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
 )
 
 
@@ -94,7 +86,10 @@ def _pool(database_url: str) -> Iterator[ConnectionPool]:
 def pool(_pool: ConnectionPool) -> ConnectionPool:
     """The session pool, on an empty database."""
     with _pool.connection() as conn:
-        conn.execute("TRUNCATE " + ", ".join(TABLES) + " RESTART IDENTITY CASCADE")
+        row = conn.execute(_ALL_TABLES).fetchone()
+        assert row is not None
+        tables = next(iter(row.values())) if isinstance(row, dict) else row[0]
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     return _pool
 
 

@@ -14,6 +14,9 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from dosewatch.db import DbConn
+from dosewatch.db import escalation as escalation_sql
+from dosewatch.db import notifications as outbox_sql
+from dosewatch.domain.escalation import DEFAULT_POLICY, Policy
 
 Row = dict[str, Any]
 
@@ -81,7 +84,8 @@ def open_missed_dose_alarm(conn: DbConn, slot_id: int, now: datetime, via: str) 
 
 
 def clear_for_slot(conn: DbConn, slot_id: int, now: datetime, detail: dict[str, Any]) -> None:
-    """The cause went away (a late dose arrived). Acknowledgement is left as it was."""
+    """The cause went away (a late dose arrived): paging stops and everyone told gets the
+    all-clear. Acknowledgement is left as it was: a nurse still owes it."""
     rows = conn.execute(
         "UPDATE alarms SET cleared_at = %s WHERE slot_id = %s AND cleared_at IS NULL"
         " AND resolved_at IS NULL RETURNING id",
@@ -89,17 +93,32 @@ def clear_for_slot(conn: DbConn, slot_id: int, now: datetime, detail: dict[str, 
     ).fetchall()
     for r in rows:
         add_history(conn, r["id"], now, "cleared", "system", "automatic", detail)
+        _stop_and_all_clear(conn, r["id"], now, except_nurse=None)
 
 
-def acknowledge(conn: DbConn, alarm_id: int, now: datetime, actor: str, via: str) -> Row | None:
-    """Acknowledge an unresolved alarm; idempotent. ``None`` if it is resolved or absent."""
+def acknowledge(
+    conn: DbConn, alarm_id: int, now: datetime, actor: str, via: str, nurse_id: int | None = None
+) -> Row | None:
+    """Acknowledge an unresolved alarm; idempotent. ``None`` if it is resolved or absent.
+
+    Paging stops at once (a nurse has it); a reminder is due after the policy's
+    ``remind_after_ack_min`` if it is still unresolved then.
+    """
     row = conn.execute(
-        "UPDATE alarms SET acknowledged_at = %s, acknowledged_by = %s"
-        " WHERE id = %s AND acknowledged_at IS NULL AND resolved_at IS NULL RETURNING id",
-        (now, actor, alarm_id),
+        "UPDATE alarms SET acknowledged_at = %s, acknowledged_by = %s,"
+        " acknowledged_nurse_id = %s WHERE id = %s AND acknowledged_at IS NULL"
+        " AND resolved_at IS NULL RETURNING id, policy",
+        (now, actor, nurse_id, alarm_id),
     ).fetchone()
     if row is not None:
         add_history(conn, alarm_id, now, "acknowledged", actor, via)
+        escalation_sql.stop(conn, alarm_id, now)
+        remind = _policy(row["policy"]).remind_after_ack_min
+        if remind is not None:
+            conn.execute(
+                "UPDATE alarms SET remind_at = %s WHERE id = %s",
+                (now + timedelta(minutes=remind), alarm_id),
+            )
     current = get_alarm(conn, alarm_id)
     if current is None or current["state"] == "resolved":
         return None
@@ -114,19 +133,53 @@ def resolve(
     via: str,
     outcome: str,
     note: str | None,
+    nurse_id: int | None = None,
 ) -> Row | None:
     """Resolve an unresolved alarm. A resolution is also an acknowledgement if none came first."""
     row = conn.execute(
         "UPDATE alarms SET resolved_at = %(now)s, resolved_by = %(actor)s, outcome = %(outcome)s,"
         " note = %(note)s, acknowledged_at = COALESCE(acknowledged_at, %(now)s),"
-        " acknowledged_by = COALESCE(acknowledged_by, %(actor)s)"
+        " acknowledged_by = COALESCE(acknowledged_by, %(actor)s),"
+        " acknowledged_nurse_id = COALESCE(acknowledged_nurse_id, %(nurse)s), remind_at = NULL"
         " WHERE id = %(id)s AND resolved_at IS NULL RETURNING id",
-        {"now": now, "actor": actor, "outcome": outcome, "note": note, "id": alarm_id},
+        {
+            "now": now,
+            "actor": actor,
+            "outcome": outcome,
+            "note": note,
+            "id": alarm_id,
+            "nurse": nurse_id,
+        },
     ).fetchone()
     if row is None:
         return None
     add_history(conn, alarm_id, now, "resolved", actor, via, {"outcome": outcome, "note": note})
+    _stop_and_all_clear(conn, alarm_id, now, except_nurse=nurse_id)
     return get_alarm(conn, alarm_id)
+
+
+def _stop_and_all_clear(
+    conn: DbConn, alarm_id: int, now: datetime, except_nurse: int | None
+) -> None:
+    escalation_sql.stop(conn, alarm_id, now)
+    for n in outbox_sql.notified_nurses(conn, alarm_id):
+        if n["nurse_id"] == except_nurse:
+            continue
+        outbox_sql.insert(
+            conn,
+            alarm_id=alarm_id,
+            key=f"allclear:{alarm_id}:{n['nurse_id']}",
+            purpose="all_clear",
+            channel="sms",
+            now=now,
+            nurse_id=n["nurse_id"],
+            to_number=n["to_number"],
+            language=n["language"],
+        )
+
+
+def _policy(data: dict[str, Any] | None) -> Policy:
+    return DEFAULT_POLICY if data is None else Policy.from_json(data)
 
 
 def get_alarm(conn: DbConn, alarm_id: int) -> Row | None:

@@ -75,9 +75,18 @@ def test_generated_alarm_state_agrees_with_the_domain_rule(database_url: str) ->
                     row = conn.execute(
                         "INSERT INTO alarms (kind, dispenser_id, patient_id, opened_at,"
                         " acknowledged_at, cleared_at, resolved_at, outcome)"
-                        " VALUES ('missed_dose', 'DSP-STATE', %s, %s, %s, %s, %s, %s)"
+                        " VALUES (%s, 'DSP-STATE', %s, %s, %s, %s, %s, %s)"
                         " RETURNING state",
-                        (patient[0], t, ack, cleared, resolved, resolved and "other"),
+                        # A kind each: device alarms are unique per (dispenser, kind) while open.
+                        (
+                            f"k{ack}{cleared}{resolved}",
+                            patient[0],
+                            t,
+                            ack,
+                            cleared,
+                            resolved,
+                            resolved and "other",
+                        ),
                     ).fetchone()
                     assert row is not None
                     assert row[0] == derive_state(ack, cleared, resolved).value
