@@ -7,13 +7,19 @@ PostgreSQL, so any number of processes can run them and a restart loses nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from psycopg_pool import ConnectionPool
 
+from alarms.escalation import run_escalations, run_reminders
+from alarms.notifier import Notifier
+from alarms.outbox import Dispatcher
 from dosewatch.clock import Clock
 from dosewatch.db import alarms as alarm_sql
+from dosewatch.db import health as health_sql
 from dosewatch.db import schedules as slot_sql
 
 log = logging.getLogger(__name__)
@@ -39,29 +45,42 @@ def plan_slots(pool: ConnectionPool, clock: Clock, horizon: timedelta) -> int:
         return slot_sql.plan_all(conn, now, now + horizon)
 
 
+def recorded(job: str, pool: ConnectionPool, clock: Clock, work: Callable[[], object]) -> None:
+    """Run one job and stamp its success in ``job_runs`` for the self-watch (see health)."""
+    work()
+    with pool.connection() as conn:
+        health_sql.record_run(conn, job, clock.now())
+
+
 def start_scheduler(
-    pool: ConnectionPool, clock: Clock, *, sweep_interval_s: float, horizon: timedelta
+    pool: ConnectionPool,
+    clock: Clock,
+    *,
+    sweep_interval_s: float,
+    horizon: timedelta,
+    notifier: Notifier | None = None,
+    tz: ZoneInfo | None = None,
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
+    dispatcher = Dispatcher(pool, clock, notifier, tz or ZoneInfo("Europe/Stockholm"))
     # coalesce + max_instances=1: a slow run is never stacked; the next one catches up.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-    scheduler.add_job(
-        sweep_missed_doses,
-        "interval",
-        seconds=sweep_interval_s,
-        args=(pool, clock),
-        id="sweep",
-        next_run_time=datetime.now(UTC),
-        **common,
-    )
-    scheduler.add_job(
-        plan_slots,
-        "interval",
-        minutes=10,
-        args=(pool, clock, horizon),
-        id="plan",
-        next_run_time=datetime.now(UTC),
-        **common,
-    )
+    jobs: dict[str, tuple[Callable[[], object], float]] = {
+        "sweep": (lambda: sweep_missed_doses(pool, clock), sweep_interval_s),
+        "escalate": (lambda: run_escalations(pool, clock), sweep_interval_s),
+        "remind": (lambda: run_reminders(pool, clock), 30.0),
+        "dispatch": (dispatcher.run, min(2.0, sweep_interval_s)),
+        "plan": (lambda: plan_slots(pool, clock, horizon), 600.0),
+    }
+    for name, (work, every_s) in jobs.items():
+        scheduler.add_job(
+            recorded,
+            "interval",
+            seconds=every_s,
+            args=(name, pool, clock, work),
+            id=name,
+            next_run_time=datetime.now(UTC),
+            **common,
+        )
     scheduler.start()
     return scheduler

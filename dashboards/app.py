@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import ConnectionPool
 
 from dashboards.api import router
+from dashboards.health import router as health_router
 from dashboards.schedules_api import router as schedules_router
 from dosewatch import __version__
 from dosewatch.clock import Clock
@@ -21,6 +22,8 @@ def create_app(
     *,
     horizon: timedelta = timedelta(hours=48),
     default_timezone: str = "Europe/Stockholm",
+    sweep_interval_s: float = 5.0,
+    notifications: str = "console-only",
 ) -> FastAPI:
     app = FastAPI(
         title="dosewatch",
@@ -31,8 +34,11 @@ def create_app(
     app.state.clock = clock
     app.state.horizon = horizon
     app.state.default_timezone = default_timezone
+    app.state.sweep_interval_s = sweep_interval_s
+    app.state.notifications = notifications  # "twilio" or "console-only"
     app.include_router(router)
     app.include_router(schedules_router)
+    app.include_router(health_router)
 
     @app.exception_handler(RequestValidationError)
     async def _readable_422(_r: Request, exc: RequestValidationError) -> JSONResponse:

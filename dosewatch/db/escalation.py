@@ -23,7 +23,7 @@ Row = dict[str, Any]
 
 def claim_due(conn: DbConn, now: datetime, limit: int) -> list[Row]:
     return conn.execute(
-        "SELECT id, kind, patient_id, team_id, policy, step_index, step_round, next_step_at,"
+        "SELECT id, kind, patient_id, team_id, policy, step_index, step_round, epoch, next_step_at,"
         " acknowledged_at, cleared_at, resolved_at FROM alarms"
         " WHERE next_step_at <= %s ORDER BY next_step_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
         (now, limit),

@@ -53,6 +53,8 @@ ALTER TABLE alarms ADD COLUMN team_id bigint REFERENCES teams(id);
 ALTER TABLE alarms ADD COLUMN policy jsonb;
 ALTER TABLE alarms ADD COLUMN step_index integer NOT NULL DEFAULT 0;
 ALTER TABLE alarms ADD COLUMN step_round integer NOT NULL DEFAULT 0;
+-- Bumped when an acknowledged alarm is reopened: its steps run again, with new outbox keys.
+ALTER TABLE alarms ADD COLUMN epoch integer NOT NULL DEFAULT 0;
 ALTER TABLE alarms ADD COLUMN next_step_at timestamptz;
 ALTER TABLE alarms ADD COLUMN remind_at timestamptz;
 ALTER TABLE alarms ADD COLUMN ack_code text;  -- reply "OK <code>" by SMS to acknowledge

@@ -1,0 +1,81 @@
+"""The self-watch, over HTTP: a health endpoint and Prometheus metrics.
+
+``GET /api/v1/health`` answers 503 when the alarm machinery has stopped keeping up (see
+:mod:`alarms.health`) and says whether SMS and calls are on or the service is console-only.
+``GET /metrics`` exposes the same facts for Prometheus; its gauges are read from the database
+at scrape time, so any web process reports the state of the whole deployment.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from alarms.health import WATCHED, problems
+from dosewatch.db import health as health_sql
+
+router = APIRouter()
+
+
+def _facts(request: Request) -> dict[str, Any]:
+    now = request.app.state.clock.now()
+    with request.app.state.pool.connection() as conn:
+        runs = health_sql.last_runs(conn)
+        oldest = health_sql.oldest_overdue_slot(conn, now)
+    interval = timedelta(seconds=request.app.state.sweep_interval_s)
+    return {
+        "now": now,
+        "runs": runs,
+        "oldest": oldest,
+        "problems": problems(runs, oldest, now, interval),
+        "notifications": request.app.state.notifications,
+    }
+
+
+@router.get("/api/v1/health", tags=["health"])
+def health(request: Request) -> JSONResponse:
+    facts = _facts(request)
+    body = {
+        "status": "failing" if facts["problems"] else "ok",
+        "problems": facts["problems"],
+        "notifications": facts["notifications"],
+        "console_only": facts["notifications"] == "console-only",
+        "jobs": {job: at.isoformat() for job, at in sorted(facts["runs"].items())},
+        "oldest_overdue_slot": facts["oldest"].isoformat() if facts["oldest"] else None,
+    }
+    return JSONResponse(body, status_code=503 if facts["problems"] else 200)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    facts = _facts(request)
+    registry = CollectorRegistry()
+    healthy = Gauge(
+        "dosewatch_alarm_pipeline_healthy", "1 when the self-watch passes", [], registry=registry
+    )
+    healthy.set(0 if facts["problems"] else 1)
+    last = Gauge(
+        "dosewatch_job_last_success_timestamp_seconds",
+        "when each periodic job last succeeded",
+        ["job"],
+        registry=registry,
+    )
+    for job in WATCHED:
+        at = facts["runs"].get(job)
+        last.labels(job).set(at.timestamp() if at else 0)
+    backlog = Gauge(
+        "dosewatch_oldest_overdue_slot_seconds",
+        "age of the oldest dose slot past its window and not yet processed (0 = none)",
+        registry=registry,
+    )
+    oldest = facts["oldest"]
+    backlog.set((facts["now"] - oldest).total_seconds() if oldest else 0)
+    console_only = Gauge(
+        "dosewatch_console_only", "1 when SMS and calls are off (no Twilio)", registry=registry
+    )
+    console_only.set(1 if facts["notifications"] == "console-only" else 0)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
