@@ -164,7 +164,8 @@ def run_reminders(pool: ConnectionPool, clock: Clock, batch: int = 500) -> int:
                 "UPDATE alarms SET remind_at = NULL"
                 + (
                     ", acknowledged_at = NULL, acknowledged_by = NULL,"
-                    " acknowledged_nurse_id = NULL, step_index = 0, step_round = 0, epoch = epoch + 1,"
+                    " acknowledged_nurse_id = NULL, step_index = 0, step_round = 0,"
+                    " epoch = epoch + 1,"
                     " next_step_at = %(now)s"
                     if reopen
                     else ""

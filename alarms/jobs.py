@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from psycopg_pool import ConnectionPool
 
+from alarms.device import sweep_device_alarms
 from alarms.escalation import run_escalations, run_reminders
 from alarms.notifier import Notifier
 from alarms.outbox import Dispatcher
@@ -69,6 +70,7 @@ def start_scheduler(
         "sweep": (lambda: sweep_missed_doses(pool, clock), sweep_interval_s),
         "escalate": (lambda: run_escalations(pool, clock), sweep_interval_s),
         "remind": (lambda: run_reminders(pool, clock), 30.0),
+        "device": (lambda: sweep_device_alarms(pool, clock), 30.0),
         "dispatch": (dispatcher.run, min(2.0, sweep_interval_s)),
         "plan": (lambda: plan_slots(pool, clock, horizon), 600.0),
     }

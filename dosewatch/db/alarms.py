@@ -93,7 +93,7 @@ def clear_for_slot(conn: DbConn, slot_id: int, now: datetime, detail: dict[str, 
     ).fetchall()
     for r in rows:
         add_history(conn, r["id"], now, "cleared", "system", "automatic", detail)
-        _stop_and_all_clear(conn, r["id"], now, except_nurse=None)
+        stop_and_all_clear(conn, r["id"], now, except_nurse=None)
 
 
 def acknowledge(
@@ -154,11 +154,11 @@ def resolve(
     if row is None:
         return None
     add_history(conn, alarm_id, now, "resolved", actor, via, {"outcome": outcome, "note": note})
-    _stop_and_all_clear(conn, alarm_id, now, except_nurse=nurse_id)
+    stop_and_all_clear(conn, alarm_id, now, except_nurse=nurse_id)
     return get_alarm(conn, alarm_id)
 
 
-def _stop_and_all_clear(
+def stop_and_all_clear(
     conn: DbConn, alarm_id: int, now: datetime, except_nurse: int | None
 ) -> None:
     escalation_sql.stop(conn, alarm_id, now)

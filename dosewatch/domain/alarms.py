@@ -17,6 +17,16 @@ class AlarmKind(StrEnum):
     # The dispenser was offline when the window closed: the dose may have been taken. It clears
     # itself when the buffered dose_taken arrives.
     DOSE_STATUS_UNKNOWN = "dose_status_unknown"
+    # Device alarms (see dosewatch.domain.device_alarms): at most one open per dispenser.
+    DISPENSER_OFFLINE = "dispenser_offline"  # offline while a dose is due soon
+    DEVICE_FAULT = "device_fault"  # jam or error
+    POWER_LOST = "power_lost"
+    BATTERY_LOW = "battery_low"
+    TEMPERATURE = "temperature"  # outside 15–25 °C
+    REFILL_NEEDED = "refill_needed"  # predicted empty within 48 h
+    EMPTY = "empty"
+    HELP_BUTTON = "help_button"
+    SCHEDULE_NOT_APPLIED = "schedule_not_applied"
 
 
 class AlarmState(StrEnum):
