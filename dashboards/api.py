@@ -14,6 +14,7 @@ from dashboards.deps import Db, Now, dispenser_or_404, not_found, raise_
 from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import events as event_sql
+from dosewatch.db import notifications as outbox_sql
 from dosewatch.db import presence as presence_sql
 from dosewatch.db import quarantine as quarantine_sql
 from dosewatch.domain.alarms import AlarmState
@@ -67,22 +68,26 @@ def list_alarms(
 @router.get("/alarms/{alarm_id}", response_model=schemas.AlarmDetail)
 def get_alarm(alarm_id: int, conn: Db) -> dict:
     row = alarm_sql.get_alarm(conn, alarm_id) or raise_(not_found(f"alarm {alarm_id}"))
-    return {**row, "history": alarm_sql.history(conn, alarm_id)}
+    return {
+        **row,
+        "history": alarm_sql.history(conn, alarm_id),
+        "notifications": outbox_sql.timeline(conn, alarm_id),
+    }
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=schemas.Alarm)
 def acknowledge(
     alarm_id: int, conn: Db, clk: Now, body: schemas.AcknowledgeIn | None = None
 ) -> dict:
-    by = body.by if body else "api"
-    row = alarm_sql.acknowledge(conn, alarm_id, clk.now(), by, "api")
+    by, nurse_id = (body.by, body.nurse_id) if body else ("api", None)
+    row = alarm_sql.acknowledge(conn, alarm_id, clk.now(), by, "api", nurse_id=nurse_id)
     return row or raise_(_conflict_or_404(conn, alarm_id))
 
 
 @router.post("/alarms/{alarm_id}/resolve", response_model=schemas.Alarm)
 def resolve(alarm_id: int, body: schemas.ResolveIn, conn: Db, clk: Now) -> dict:
     row = alarm_sql.resolve(
-        conn, alarm_id, clk.now(), body.by, "api", body.outcome.value, body.note
+        conn, alarm_id, clk.now(), body.by, "api", body.outcome.value, body.note, body.nurse_id
     )
     return row or raise_(_conflict_or_404(conn, alarm_id))
 

@@ -242,6 +242,15 @@ class Alarm(BaseModel):
     resolved_by: str | None
     outcome: str | None
     note: str | None
+    team_id: int | None = None
+    next_step_at: datetime | None = Field(
+        default=None, description="when the escalation acts next; null when it has stopped"
+    )
+    step_index: int = 0
+    step_round: int = 0
+    remind_at: datetime | None = None
+    ack_code: str | None = Field(default=None, description="reply 'OK <code>' by SMS")
+    acknowledged_nurse_id: int | None = None
 
 
 class AlarmHistory(BaseModel):
@@ -252,18 +261,40 @@ class AlarmHistory(BaseModel):
     detail: dict[str, Any]
 
 
+class Notification(BaseModel):
+    """One entry of the escalation timeline: who was notified how and when, and the outcome."""
+
+    id: int
+    purpose: str
+    channel: str
+    nurse_id: int | None
+    nurse_name: str | None
+    to_number: str | None
+    status: str
+    attempts: int
+    step_index: int | None
+    step_round: int | None
+    created_at: datetime
+    sent_at: datetime | None
+    updated_at: datetime
+    last_error: str | None
+
+
 class AlarmDetail(Alarm):
     history: list[AlarmHistory]
+    notifications: list[Notification]
 
 
 class AcknowledgeIn(_In):
     by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
+    nurse_id: int | None = Field(default=None, description="the nurse who has it (for reminders)")
 
 
 class ResolveIn(_In):
     outcome: Outcome
     note: Annotated[str, StringConstraints(max_length=2000)] | None = None
     by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
+    nurse_id: int | None = None
 
 
 class QuarantineItem(BaseModel):

@@ -22,7 +22,8 @@ Row = dict[str, Any]
 
 ALARM_COLUMNS = (
     "id, kind, dispenser_id, patient_id, slot_id, slot_due_at, priority, state, opened_at,"
-    " acknowledged_at, acknowledged_by, cleared_at, resolved_at, resolved_by, outcome, note"
+    " acknowledged_at, acknowledged_by, cleared_at, resolved_at, resolved_by, outcome, note,"
+    " team_id, next_step_at, step_index, step_round, remind_at, ack_code, acknowledged_nurse_id"
 )
 
 # The SQL form of dosewatch.domain.slots.close_window: a pending slot whose window has closed

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from alarms.notifier import RecordingNotifier
+from dashboards.app import create_app
 from dosewatch.clock import FakeClock
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.domain.retry import Failure
@@ -61,6 +63,28 @@ def test_sms_then_call_then_lead_then_late_dose_stops_everything_with_an_all_cle
     assert alarm["state"] == "cleared"  # the late dose cleared it ...
     assert alarm["acknowledged_at"] is None  # ... but a nurse still owes the acknowledgement
     assert alarm["next_step_at"] is None
+    # The console's escalation timeline, through the API.
+    with TestClient(create_app(pool, scenario.clock)) as api:
+        detail = api.get(f"/api/v1/alarms/{alarm['id']}").json()
+    timeline = [
+        (n["purpose"], n["channel"], n["nurse_name"], n["status"]) for n in detail["notifications"]
+    ]
+    assert timeline == [
+        ("alarm", "console", "Anna", "delivered"),
+        ("alarm", "sms", "Anna", "sent"),
+        ("alarm", "voice", "Anna", "sent"),
+        ("alarm", "sms", "Lars", "sent"),
+        ("alarm", "voice", "Lars", "sent"),
+        ("all_clear", "sms", "Anna", "sent"),
+        ("all_clear", "sms", "Lars", "sent"),
+    ]
+    assert [h["action"] for h in detail["history"]] == [
+        "opened",
+        "escalated",
+        "escalated",
+        "escalated",
+        "cleared",
+    ]
 
 
 def test_acknowledging_stops_the_escalation_at_once(
