@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     sweep_interval_s: float = Field(default=5.0, gt=0)
     plan_horizon_h: int = Field(default=48, ge=24, le=24 * 14)
+    # A dispenser with no status heartbeat for this long is offline (mark_silent_offline).
+    offline_after_min: float = Field(default=15.0, gt=0)
+    # The broker's password file that `dosewatch dispenser provision` adds devices to.
+    mqtt_password_file: str | None = None
 
     @field_validator("database_url")
     @classmethod

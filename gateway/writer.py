@@ -6,14 +6,16 @@ MQTT messages only after :func:`write_batch` returns, i.e. after commit.
 
 Presence (see :mod:`dosewatch.db.presence`) is updated once per batch, at its end: which
 dispensers were heard from, and clock samples for the offset estimate. It has its own savepoint,
-so a failure there is logged and never costs the batch its events.
+so a failure there is logged and never costs the batch its events. So is the per-dispenser
+tracking (:mod:`dosewatch.db.status`): sequence gaps, doses left, the applied config version.
+The latest-status row and refills are written with their message, in its savepoint.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from dosewatch.db import DbConn, registry
@@ -22,8 +24,9 @@ from dosewatch.db import events as event_sql
 from dosewatch.db import presence as presence_sql
 from dosewatch.db import quarantine as quarantine_sql
 from dosewatch.db import schedules as slot_sql
+from dosewatch.db import status as status_sql
 from dosewatch.domain.matching import SlotRef, candidate_range, match_slot
-from dosewatch.domain.protocol import DOSE_EVENT_TYPES, Event, Status
+from dosewatch.domain.protocol import DOSE_EVENT_TYPES, Event, EventType, Status
 from dosewatch.domain.slots import TAKEN_STATES, SlotState, apply_event
 from gateway.decode import Decoded, Online, Rejection, decode
 
@@ -43,10 +46,67 @@ class Inbound:
 Seen = dict[str, tuple[datetime, list[float]]]  # dispenser → (latest received_at, clock samples)
 
 
+@dataclass
+class _Tracking:
+    """What a batch adds to the per-dispenser tracking, written once at its end."""
+
+    seqs: dict[str, list[int]] = field(default_factory=dict)
+    supply: status_sql.Supply = field(default_factory=dict)
+    applied: status_sql.Applied = field(default_factory=dict)
+    heartbeats: dict[str, datetime] = field(default_factory=dict)
+
+    def note(self, message: Inbound, item: Decoded, outcome: str) -> None:
+        if isinstance(item, Event) and outcome == "stored":
+            self.seqs.setdefault(item.dispenser_id, []).append(item.seq)
+            if item.doses_left is not None and item.type in _SUPPLY_EVENTS:
+                status_sql.note_supply(
+                    self.supply,
+                    item.dispenser_id,
+                    item.occurred_at,
+                    item.doses_left,
+                    item.type.value,
+                )
+            if item.type == EventType.CONFIG_APPLIED:
+                version = item.detail.get("version")
+                if isinstance(version, int) and not isinstance(version, bool):
+                    status_sql.note_applied(
+                        self.applied,
+                        item.dispenser_id,
+                        version,
+                        message.received_at,
+                        "config_applied",
+                    )
+                else:
+                    log.warning(
+                        "config_applied from %s without an integer detail.version",
+                        item.dispenser_id,
+                    )
+        elif isinstance(item, Status) and outcome == "status" and not message.retained:
+            self.heartbeats[item.dispenser_id] = max(
+                message.received_at, self.heartbeats.get(item.dispenser_id, message.received_at)
+            )
+            if item.doses_left is not None:
+                status_sql.note_supply(
+                    self.supply, item.dispenser_id, item.at, item.doses_left, "status"
+                )
+            if item.schedule_version is not None:
+                status_sql.note_applied(
+                    self.applied,
+                    item.dispenser_id,
+                    item.schedule_version,
+                    message.received_at,
+                    "status",
+                )
+
+
+_SUPPLY_EVENTS = frozenset({EventType.DOSE_TAKEN, EventType.REFILL})
+
+
 def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
     """Store, match or quarantine every message; return counts by outcome."""
     outcomes: Counter[str] = Counter()
     seen: Seen = {}
+    tracking = _Tracking()
     decoded = [(m, _decode(m)) for m in batch]
     ids = sorted({d.dispenser_id for _, d in decoded if isinstance(d, Event | Status | Online)})
     with conn.transaction():
@@ -67,7 +127,11 @@ def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
                 continue
             outcomes[outcome] += 1
             _note_seen(seen, message, item, outcome)
-        _record_seen(conn, seen, batch)
+            tracking.note(message, item, outcome)
+        now = max(m.received_at for m in batch) if batch else None
+        _record_seen(conn, seen, tracking.heartbeats, batch)
+        if now is not None:
+            _record_tracking(conn, tracking, now)
     return outcomes
 
 
@@ -85,14 +149,19 @@ def _store(conn: DbConn, message: Inbound, item: Decoded) -> str:
         return "quarantined"
     if isinstance(item, Status):
         event_sql.insert_status(conn, item, message.received_at)
+        status_sql.upsert_latest_status(conn, item, message.received_at)
         return "status"
     if isinstance(item, Online):
-        presence_sql.record_online(conn, item.dispenser_id, item.online, message.received_at)
+        presence_sql.record_online(
+            conn, item.dispenser_id, item.online, message.received_at, retained=message.retained
+        )
         return "online"
     if not event_sql.claim_event_id(conn, item, message.received_at):
         return "duplicate"
     slot_id, match = _match_and_apply(conn, item, message.received_at)
     event_sql.insert_event(conn, item, message.received_at, slot_id, match)
+    if item.type == EventType.REFILL:
+        status_sql.record_refill(conn, item, message.received_at)
     return "stored"
 
 
@@ -120,7 +189,9 @@ def _note_seen(seen: Seen, message: Inbound, item: Decoded, outcome: str) -> Non
     seen[item.dispenser_id] = (max(last, message.received_at), samples)
 
 
-def _record_seen(conn: DbConn, seen: Seen, batch: list[Inbound]) -> None:
+def _record_seen(
+    conn: DbConn, seen: Seen, heartbeats: dict[str, datetime], batch: list[Inbound]
+) -> None:
     if not seen:
         return
     # The writer has no clock of its own; the batch's newest receive time is the server's "now".
@@ -128,8 +199,20 @@ def _record_seen(conn: DbConn, seen: Seen, batch: list[Inbound]) -> None:
     try:
         with conn.transaction():
             presence_sql.record_seen(conn, seen, now)
+            presence_sql.record_heartbeats(conn, heartbeats)
     except Exception:  # presence is a summary; the batch's events matter more
         log.exception("could not update presence for %d dispensers", len(seen))
+
+
+def _record_tracking(conn: DbConn, tracking: _Tracking, now: datetime) -> None:
+    """Sequence gaps, doses left and applied config: summaries, so a failure costs no events."""
+    try:
+        with conn.transaction():
+            status_sql.record_seqs(conn, tracking.seqs, now)
+            status_sql.record_supply(conn, tracking.supply, now)
+            status_sql.record_config_applied(conn, tracking.applied)
+    except Exception:
+        log.exception("could not update sequence/supply/config tracking for this batch")
 
 
 def _match_and_apply(conn: DbConn, event: Event, received_at: datetime) -> tuple[int | None, str]:

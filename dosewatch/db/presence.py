@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -13,6 +13,10 @@ from dosewatch.domain import device_clock
 # "lwt_or_topic": the value came from the `online` topic, i.e. the device's own retained '1' on
 # connect or the Last Will '0' the broker publishes for it.
 SOURCE_TOPIC = "lwt_or_topic"
+# A live status received while not online (the heartbeat is back).
+SOURCE_HEARTBEAT = "heartbeat"
+# No status for the offline period (DOSEWATCH_OFFLINE_AFTER_MIN): see mark_silent_offline.
+SOURCE_HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 
 
 def record_seen(
@@ -65,11 +69,15 @@ def record_seen(
     )
 
 
-def record_online(conn: DbConn, dispenser_id: str, online: bool, at: datetime) -> bool:
+def record_online(
+    conn: DbConn, dispenser_id: str, online: bool, at: datetime, *, retained: bool = False
+) -> bool:
     """Store the `online` value received at ``at``; True when it changed (and history grew).
 
     The broker redelivers the retained value on every subscribe, so an unchanged value is a
     no-op. A value received earlier than the stored change (two gateways racing) is ignored.
+    A ``retained`` copy (old news, handed over on subscribe) is used only while nothing is known:
+    it must not undo what the heartbeat decided since (a silent device marked offline).
     """
     row = conn.execute(
         "WITH changed AS ("
@@ -80,19 +88,84 @@ def record_online(conn: DbConn, dispenser_id: str, online: bool, at: datetime) -
         "    online_changed_at = excluded.online_changed_at, updated_at = excluded.updated_at"
         "  WHERE p.online IS DISTINCT FROM excluded.online"
         "    AND (p.online_changed_at IS NULL OR p.online_changed_at <= excluded.online_changed_at)"
+        "    AND (NOT %(retained)s OR p.online IS NULL)"
         "  RETURNING dispenser_id)"
         " INSERT INTO dispenser_online_history (dispenser_id, at, online, source)"
         " SELECT dispenser_id, %(at)s, %(online)s, %(source)s FROM changed"
         " RETURNING 1",
-        {"d": dispenser_id, "online": online, "at": at, "source": SOURCE_TOPIC},
+        {
+            "d": dispenser_id,
+            "online": online,
+            "at": at,
+            "source": SOURCE_TOPIC,
+            "retained": retained,
+        },
     ).fetchone()
     return row is not None
 
 
+def record_heartbeats(conn: DbConn, beats: dict[str, datetime]) -> list[str]:
+    """Live statuses (dispenser → newest receive time): the heartbeat. Return who came online.
+
+    ``last_status_at`` never moves backwards. A dispenser not online (offline by Last Will or by
+    :func:`mark_silent_offline`, or never said) becomes online, recorded with source
+    ``heartbeat``, unless the stored change is newer than the status. Call after
+    :func:`record_seen` in the same transaction (it creates and locks the rows).
+    """
+    if not beats:
+        return []
+    ids = sorted(beats)
+    rows = conn.execute(
+        "WITH cur AS ("
+        "  SELECT u.id, u.at, (p.online IS NOT TRUE AND (p.online_changed_at IS NULL"
+        "    OR p.online_changed_at <= u.at)) AS flip"
+        "  FROM unnest(%(ids)s::text[], %(at)s::timestamptz[]) AS u(id, at)"
+        "  JOIN dispenser_presence p ON p.dispenser_id = u.id),"
+        " changed AS ("
+        "  UPDATE dispenser_presence p SET"
+        "   last_status_at = GREATEST(p.last_status_at, cur.at),"
+        "   online = CASE WHEN cur.flip THEN true ELSE p.online END,"
+        "   online_changed_at = CASE WHEN cur.flip THEN cur.at ELSE p.online_changed_at END"
+        "  FROM cur WHERE p.dispenser_id = cur.id"
+        "  RETURNING p.dispenser_id, cur.at, cur.flip)"
+        " INSERT INTO dispenser_online_history (dispenser_id, at, online, source)"
+        " SELECT dispenser_id, at, true, %(source)s FROM changed WHERE flip"
+        " RETURNING dispenser_id",
+        {"ids": ids, "at": [beats[d] for d in ids], "source": SOURCE_HEARTBEAT},
+    ).fetchall()
+    return [r["dispenser_id"] for r in rows]
+
+
+def mark_silent_offline(conn: DbConn, now: datetime, after: timedelta) -> list[str]:
+    """Mark offline every dispenser with no live status for ``after``; return their ids.
+
+    The periodic heartbeat check (schedule it every minute or so; ``after`` is
+    ``DOSEWATCH_OFFLINE_AFTER_MIN``). A dispenser counts from its last live status, or, if it
+    has sent none, from when it came online. One never heard from stays unknown (NULL). Each
+    change is recorded in ``dispenser_online_history`` with source ``heartbeat_timeout``;
+    running it again changes nothing. Safe to run in several processes at once.
+    """
+    rows = conn.execute(
+        "WITH silent AS ("
+        "  SELECT dispenser_id FROM dispenser_presence"
+        "  WHERE online IS TRUE AND COALESCE(last_status_at, online_changed_at) < %(stale)s"
+        "  ORDER BY dispenser_id FOR UPDATE SKIP LOCKED),"
+        " changed AS ("
+        "  UPDATE dispenser_presence p SET online = false, online_changed_at = %(now)s,"
+        "   updated_at = %(now)s FROM silent WHERE p.dispenser_id = silent.dispenser_id"
+        "  RETURNING p.dispenser_id)"
+        " INSERT INTO dispenser_online_history (dispenser_id, at, online, source)"
+        " SELECT dispenser_id, %(now)s, false, %(source)s FROM changed"
+        " RETURNING dispenser_id",
+        {"now": now, "stale": now - after, "source": SOURCE_HEARTBEAT_TIMEOUT},
+    ).fetchall()
+    return sorted(r["dispenser_id"] for r in rows)
+
+
 def get_presence(conn: DbConn, dispenser_id: str) -> dict[str, Any] | None:
     return conn.execute(
-        "SELECT dispenser_id, online, online_changed_at, last_seen_at, clock_offset_s,"
-        " clock_samples, clock_flagged, updated_at"
+        "SELECT dispenser_id, online, online_changed_at, last_seen_at, last_status_at,"
+        " clock_offset_s, clock_samples, clock_flagged, updated_at"
         " FROM dispenser_presence WHERE dispenser_id = %s",
         (dispenser_id,),
     ).fetchone()
