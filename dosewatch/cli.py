@@ -171,5 +171,49 @@ def demo(verbose: Verbose = False) -> None:
     _guard(go)
 
 
+dispenser_app = typer.Typer(help="Dispenser administration.", no_args_is_help=True)
+app.add_typer(dispenser_app, name="dispenser")
+
+
+@dispenser_app.command("provision")
+def dispenser_provision(
+    dispenser_id: Annotated[str, typer.Argument(help="the dispenser id, e.g. DSP-000123")],
+    password_file: Annotated[
+        str | None,
+        typer.Option(
+            "--password-file",
+            help="Mosquitto password file (default: DOSEWATCH_MQTT_PASSWORD_FILE)",
+        ),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="issue a new password if it has one already")
+    ] = False,
+) -> None:
+    """Create a dispenser's broker credentials; print the generated password once."""
+
+    def go() -> None:
+        from pathlib import Path
+
+        from gateway.credentials import CredentialError, provision
+
+        path = password_file or load_settings().mqtt_password_file
+        if not path:
+            raise ConfigError(
+                "no password file: pass --password-file or set DOSEWATCH_MQTT_PASSWORD_FILE"
+            )
+        try:
+            password = provision(Path(path), dispenser_id, replace=replace)
+        except (CredentialError, OSError) as exc:
+            raise ConfigError(str(exc)) from None
+        typer.echo(
+            f"{dispenser_id}: broker user {dispenser_id} written to {path}.\n"
+            f"password (shown once, put it on the device now): {password}\n"
+            "reload the broker to use it (SIGHUP), e.g.\n"
+            "  docker compose -f deploy/compose.yaml kill -s SIGHUP broker"
+        )
+
+    _guard(go)
+
+
 if __name__ == "__main__":
     app()
