@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from dashboards.api import router
 from dashboards.health import router as health_router
 from dashboards.schedules_api import router as schedules_router
+from dashboards.teams_api import router as teams_router
 from dosewatch import __version__
 from dosewatch.clock import Clock
 
@@ -38,6 +39,7 @@ def create_app(
     app.state.notifications = notifications  # "twilio" or "console-only"
     app.include_router(router)
     app.include_router(schedules_router)
+    app.include_router(teams_router)
     app.include_router(health_router)
 
     @app.exception_handler(RequestValidationError)

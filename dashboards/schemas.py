@@ -40,6 +40,7 @@ class Patient(BaseModel):
     address: str | None
     note: str | None
     created_at: datetime
+    team_id: int | None = Field(default=None, description="the team its alarms page")
 
 
 class DispenserIn(_In):

@@ -23,7 +23,7 @@ def create_patient(
 
 def get_patient(conn: DbConn, patient_id: int) -> Row | None:
     return conn.execute(
-        "SELECT id, name, phone, address, note, created_at FROM patients WHERE id = %s",
+        "SELECT id, name, phone, address, note, created_at, team_id FROM patients WHERE id = %s",
         (patient_id,),
     ).fetchone()
 

@@ -1,0 +1,303 @@
+"""Teams, nurses, rosters and escalation policies: ``/api/v1/teams``, ``/nurses``, ``/shifts``,
+and a patient's team and SMS contact.
+
+Routes are thin, like :mod:`dashboards.schedules_api`: the body models check shapes, the SQL
+layer (:mod:`dosewatch.db.teams`) stores, and the pure rules decide (:mod:`dosewatch.domain.
+roster` for gaps, :func:`dosewatch.domain.escalation.validate` for policies). A rule that needs
+the database (the nurse is in this team, is active, is not already on another shift) is checked
+here, inside the request's transaction, after locking the nurse row so two requests cannot both
+pass the overlap check.
+
+Who made a change comes from the ``X-Actor`` header (default ``api``) until sign-in exists. Only
+policy versions have a column for it; other changes write it to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Header, HTTPException, Query, Response
+
+from dashboards import schemas
+from dashboards import team_schemas as ts
+from dashboards.deps import Db, Now, not_found, raise_
+from dosewatch.db import DbConn, registry
+from dosewatch.db import teams as team_sql
+from dosewatch.domain import roster
+from dosewatch.domain.escalation import DEFAULT_POLICY, Policy, validate
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1", tags=["teams and rosters"])
+MAX_RANGE = timedelta(days=62)
+DEFAULT_SPAN = timedelta(days=7)
+
+Actor = Annotated[
+    str,
+    Header(
+        alias="X-Actor",
+        min_length=1,
+        max_length=100,
+        description="who makes the change (until sign-in exists)",
+    ),
+]
+From = Annotated[datetime | None, Query(alias="from", description="default: now")]
+To = Annotated[datetime | None, Query(description="default: from + 7 days; at most 62 days")]
+
+
+def _team(conn: DbConn, team_id: int) -> dict[str, Any]:
+    return team_sql.get_team(conn, team_id) or raise_(not_found(f"team {team_id}"))
+
+
+def _range(
+    now: datetime, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    start = start or now
+    end = end or start + DEFAULT_SPAN
+    for name, value in (("from", start), ("to", end)):
+        if value.tzinfo is None:
+            raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-23T07:00:00Z")
+    if end <= start or end - start > MAX_RANGE:
+        raise HTTPException(422, "to must be after from, and at most 62 days later")
+    # Answers speak UTC, like every instant the database returns.
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+@router.post("/teams", status_code=201, response_model=ts.Team)
+def create_team(body: ts.TeamIn, conn: Db, clk: Now, actor: Actor = "api") -> dict[str, Any]:
+    try:
+        with conn.transaction():
+            row = team_sql.create_team(conn, body.name, clk.now())
+    except psycopg.errors.UniqueViolation:
+        raise HTTPException(409, f"a team named {body.name!r} already exists") from None
+    log.info("team %s created by %s", row["id"], actor)
+    return row
+
+
+@router.get("/teams", response_model=list[ts.Team])
+def list_teams(conn: Db) -> list[dict[str, Any]]:
+    return team_sql.list_teams(conn)
+
+
+@router.get("/teams/{team_id}", response_model=ts.Team)
+def get_team(team_id: int, conn: Db) -> dict[str, Any]:
+    return _team(conn, team_id)
+
+
+# --- nurses ----------------------------------------------------------------------------------
+
+
+@router.post("/nurses", status_code=201, response_model=ts.Nurse)
+def create_nurse(body: ts.NurseIn, conn: Db, clk: Now, actor: Actor = "api") -> dict[str, Any]:
+    if team_sql.get_team(conn, body.team_id) is None:
+        raise HTTPException(422, f"team_id: team {body.team_id} does not exist")
+    row = team_sql.create_nurse(conn, **body.model_dump(), now=clk.now())
+    log.info("nurse %s added to team %s by %s", row["id"], body.team_id, actor)
+    return row
+
+
+@router.get("/nurses", response_model=list[ts.Nurse])
+def list_nurses(conn: Db, team_id: int | None = None) -> list[dict[str, Any]]:
+    if team_id is not None:
+        _team(conn, team_id)
+    return team_sql.list_nurses(conn, team_id)
+
+
+@router.get("/nurses/{nurse_id}", response_model=ts.Nurse)
+def get_nurse(nurse_id: int, conn: Db) -> dict[str, Any]:
+    return team_sql.get_nurse(conn, nurse_id) or raise_(not_found(f"nurse {nurse_id}"))
+
+
+@router.patch("/nurses/{nurse_id}", response_model=ts.Nurse)
+def update_nurse(
+    nurse_id: int, body: ts.NursePatch, conn: Db, actor: Actor = "api"
+) -> dict[str, Any]:
+    """Deactivating a nurse keeps their shifts; the roster-gaps check then flags them."""
+    row = team_sql.update_nurse(conn, nurse_id, **body.model_dump())
+    if row is None:
+        raise not_found(f"nurse {nurse_id}")
+    log.info("nurse %s changed by %s: %s", nurse_id, actor, body.model_dump(exclude_none=True))
+    return row
+
+
+# --- shifts and gaps -------------------------------------------------------------------------
+
+
+@router.post("/teams/{team_id}/shifts", status_code=201, response_model=ts.Shift)
+def create_shift(team_id: int, body: ts.ShiftIn, conn: Db, actor: Actor = "api") -> dict[str, Any]:
+    _team(conn, team_id)
+    nurse = team_sql.get_nurse(conn, body.nurse_id, lock=True)
+    if nurse is None:
+        raise HTTPException(422, f"nurse_id: nurse {body.nurse_id} does not exist")
+    if nurse["team_id"] != team_id:
+        raise HTTPException(
+            422,
+            f"nurse_id: nurse {body.nurse_id} belongs to team {nurse['team_id']}, not {team_id}",
+        )
+    if not nurse["active"]:
+        raise HTTPException(422, f"nurse_id: nurse {body.nurse_id} is inactive")
+    clash = team_sql.overlapping_shift(conn, body.nurse_id, body.starts_at, body.ends_at)
+    if clash is not None:
+        raise HTTPException(
+            409,
+            f"nurse {body.nurse_id} already has shift {clash['id']} from"
+            f" {clash['starts_at'].isoformat()} to {clash['ends_at'].isoformat()}",
+        )
+    row = team_sql.create_shift(
+        conn,
+        team_id=team_id,
+        nurse_id=body.nurse_id,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        role=body.role.value,
+    )
+    log.info("shift %s added to team %s by %s", row["id"], team_id, actor)
+    return row
+
+
+@router.get("/teams/{team_id}/shifts", response_model=list[ts.Shift])
+def list_shifts(
+    team_id: int, conn: Db, clk: Now, from_: From = None, to: To = None
+) -> list[dict[str, Any]]:
+    """Shifts overlapping the period, including one already running at ``from``."""
+    _team(conn, team_id)
+    start, end = _range(clk.now(), from_, to)
+    return team_sql.list_shifts(conn, team_id, start, end)
+
+
+@router.delete("/shifts/{shift_id}", status_code=204)
+def delete_shift(shift_id: int, conn: Db, actor: Actor = "api") -> Response:
+    row = team_sql.delete_shift(conn, shift_id)
+    if row is None:
+        raise not_found(f"shift {shift_id}")
+    log.info("shift %s of team %s deleted by %s", shift_id, row["team_id"], actor)
+    return Response(status_code=204)
+
+
+@router.get("/teams/{team_id}/roster-gaps", response_model=ts.RosterGaps)
+def roster_gaps(
+    team_id: int, conn: Db, clk: Now, from_: From = None, to: To = None
+) -> dict[str, Any]:
+    """Stretches of the period with no reachable (active, with a phone) primary or backup nurse
+    on duty: an alarm then would reach no one. Flagged ahead of time, so the roster is fixed."""
+    _team(conn, team_id)
+    start, end = _range(clk.now(), from_, to)
+    shifts = team_sql.roster(conn, team_id, start, end)
+    reachable = team_sql.reachable_nurse_ids(conn, team_id)
+    found = roster.gaps(shifts, start, end, reachable)
+    return {
+        "team_id": team_id,
+        "from": start,
+        "to": end,
+        "covered": not found,
+        "gaps": [
+            {
+                "starts_at": lo,
+                "ends_at": hi,
+                "duration_min": int((hi - lo).total_seconds() // 60),
+                "unreachable_nurse_ids": roster.unreachable_in(shifts, (lo, hi), reachable),
+            }
+            for lo, hi in found
+        ],
+    }
+
+
+# --- escalation policies ---------------------------------------------------------------------
+
+
+def _version(row: dict[str, Any]) -> dict[str, Any]:
+    # Normalised through the domain type, so a row written by hand reads like one the API wrote.
+    return {**row, "policy": Policy.from_json(row["policy"]).to_json()}
+
+
+@router.put("/teams/{team_id}/escalation-policy", response_model=ts.CurrentPolicy)
+def put_policy(
+    team_id: int, body: ts.PolicyBody, conn: Db, clk: Now, actor: Actor = "api"
+) -> dict[str, Any]:
+    """Store a new version. Alarms already open keep the policy they copied when they opened.
+
+    Putting the policy that is already current stores nothing (a retried request makes no
+    second version)."""
+    if not team_sql.lock_team(conn, team_id):
+        raise not_found(f"team {team_id}")
+    policy = body.to_policy()
+    problems = validate(policy)
+    if problems:
+        raise HTTPException(422, "; ".join(problems))
+    current = team_sql.current_policy(conn, team_id)
+    if current is None or Policy.from_json(current["policy"]) != policy:
+        current = team_sql.save_policy(
+            conn, team_id, policy.to_json(), created_by=actor, now=clk.now()
+        )
+        log.info("team %s policy version %s by %s", team_id, current["version"], actor)
+    return {**_version(current), "is_default": False}
+
+
+@router.get("/teams/{team_id}/escalation-policy", response_model=ts.CurrentPolicy)
+def get_policy(team_id: int, conn: Db) -> dict[str, Any]:
+    _team(conn, team_id)
+    current = team_sql.current_policy(conn, team_id)
+    if current is not None:
+        return {**_version(current), "is_default": False}
+    return {
+        "team_id": team_id,
+        "is_default": True,
+        "version": None,
+        "created_at": None,
+        "created_by": None,
+        "policy": DEFAULT_POLICY.to_json(),
+    }
+
+
+@router.get("/teams/{team_id}/escalation-policy/history", response_model=list[ts.PolicyVersion])
+def policy_history(team_id: int, conn: Db) -> list[dict[str, Any]]:
+    """Every version, oldest first, with who stored it and when."""
+    _team(conn, team_id)
+    return [_version(r) for r in team_sql.policy_history(conn, team_id)]
+
+
+# --- a patient's team and contact ------------------------------------------------------------
+
+
+@router.put("/patients/{patient_id}/team", response_model=schemas.Patient)
+def put_patient_team(
+    patient_id: int, body: ts.PatientTeamIn, conn: Db, actor: Actor = "api"
+) -> dict[str, Any]:
+    """Alarms opened from now on page this team; open alarms keep the team they started with."""
+    if registry.get_patient(conn, patient_id) is None:
+        raise not_found(f"patient {patient_id}")
+    if body.team_id is not None and team_sql.get_team(conn, body.team_id) is None:
+        raise HTTPException(422, f"team_id: team {body.team_id} does not exist")
+    team_sql.set_patient_team(conn, patient_id, body.team_id)
+    log.info("patient %s moved to team %s by %s", patient_id, body.team_id, actor)
+    return registry.get_patient(conn, patient_id) or raise_(not_found(f"patient {patient_id}"))
+
+
+def _contact(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "sms_consent": row["contact_sms_consent_at"] is not None}
+
+
+@router.get("/patients/{patient_id}/contact", response_model=ts.PatientContact)
+def get_patient_contact(patient_id: int, conn: Db) -> dict[str, Any]:
+    row = team_sql.get_patient_contact(conn, patient_id)
+    return _contact(row or raise_(not_found(f"patient {patient_id}")))
+
+
+@router.put("/patients/{patient_id}/contact", response_model=ts.PatientContact)
+def put_patient_contact(
+    patient_id: int, body: ts.PatientContactIn, conn: Db, clk: Now, actor: Actor = "api"
+) -> dict[str, Any]:
+    """The number for the optional first escalation step (an SMS reminder to the patient or a
+    relative), which is sent only while consent is recorded."""
+    row = team_sql.set_patient_contact(
+        conn, patient_id, phone=body.contact_phone, consent=body.sms_consent, now=clk.now()
+    )
+    if row is None:
+        raise not_found(f"patient {patient_id}")
+    log.info("patient %s contact set by %s (consent %s)", patient_id, actor, body.sms_consent)
+    return _contact(row)

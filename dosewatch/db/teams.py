@@ -1,0 +1,247 @@
+"""SQL for teams, nurses, shifts, escalation policy versions, and a patient's team and contact.
+
+Rules that need more than one row (a nurse's shifts must not overlap; a policy version number is
+the previous one plus one) are made safe against concurrent requests by locking the parent row
+(the nurse, the team) with ``FOR UPDATE`` first: the second request waits, then sees the first's
+row. The policy table's primary key would also refuse a duplicate version, but as an error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from dosewatch.db import DbConn
+from dosewatch.domain.roster import Role, Shift
+
+Row = dict[str, Any]
+_NURSE_COLUMNS = "id, team_id, name, phone, language, active, created_at"
+_SHIFT_COLUMNS = (
+    "s.id, s.team_id, s.nurse_id, n.name AS nurse_name, s.role, s.starts_at, s.ends_at,"
+    " (extract(epoch FROM s.ends_at - s.starts_at) / 60)::int AS duration_min"
+)
+_POLICY_COLUMNS = "team_id, version, policy, created_at, created_by"
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+def create_team(conn: DbConn, name: str, now: datetime) -> Row:
+    """Raises ``psycopg.errors.UniqueViolation`` when the name is taken."""
+    row = conn.execute(
+        "INSERT INTO teams (name, created_at) VALUES (%s, %s) RETURNING id, name, created_at",
+        (name, now),
+    ).fetchone()
+    assert row is not None
+    return {**row, "policy_version": None}
+
+
+_TEAM_SELECT = (
+    "SELECT t.id, t.name, t.created_at,"
+    " (SELECT max(version) FROM escalation_policies p WHERE p.team_id = t.id) AS policy_version"
+    " FROM teams t"
+)
+
+
+def list_teams(conn: DbConn) -> list[Row]:
+    return conn.execute(f"{_TEAM_SELECT} ORDER BY t.name").fetchall()
+
+
+def get_team(conn: DbConn, team_id: int) -> Row | None:
+    return conn.execute(f"{_TEAM_SELECT} WHERE t.id = %s", (team_id,)).fetchone()
+
+
+def lock_team(conn: DbConn, team_id: int) -> bool:
+    row = conn.execute("SELECT id FROM teams WHERE id = %s FOR UPDATE", (team_id,)).fetchone()
+    return row is not None
+
+
+# --- nurses ----------------------------------------------------------------------------------
+
+
+def create_nurse(
+    conn: DbConn, *, team_id: int, name: str, phone: str, language: str, now: datetime
+) -> Row:
+    row = conn.execute(
+        "INSERT INTO nurses (team_id, name, phone, language, created_at)"
+        f" VALUES (%s, %s, %s, %s, %s) RETURNING {_NURSE_COLUMNS}",
+        (team_id, name, phone, language, now),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def list_nurses(conn: DbConn, team_id: int | None = None) -> list[Row]:
+    return conn.execute(
+        f"SELECT {_NURSE_COLUMNS} FROM nurses WHERE %(t)s::bigint IS NULL OR team_id = %(t)s"
+        " ORDER BY team_id, name, id",
+        {"t": team_id},
+    ).fetchall()
+
+
+def get_nurse(conn: DbConn, nurse_id: int, *, lock: bool = False) -> Row | None:
+    # FOR UPDATE serialises shift inserts for one nurse (see the overlap check).
+    suffix = " FOR UPDATE" if lock else ""
+    return conn.execute(
+        f"SELECT {_NURSE_COLUMNS} FROM nurses WHERE id = %s{suffix}", (nurse_id,)
+    ).fetchone()
+
+
+def update_nurse(
+    conn: DbConn,
+    nurse_id: int,
+    *,
+    active: bool | None = None,
+    phone: str | None = None,
+    language: str | None = None,
+) -> Row | None:
+    """Change the given fields; ``None`` leaves a field as it is."""
+    return conn.execute(
+        "UPDATE nurses SET active = COALESCE(%s, active), phone = COALESCE(%s, phone),"
+        f" language = COALESCE(%s, language) WHERE id = %s RETURNING {_NURSE_COLUMNS}",
+        (active, phone, language, nurse_id),
+    ).fetchone()
+
+
+def reachable_nurse_ids(conn: DbConn, team_id: int) -> set[int]:
+    """Nurses of the team who can be paged: active, with a phone number."""
+    rows = conn.execute(
+        "SELECT id FROM nurses WHERE team_id = %s AND active AND phone <> ''", (team_id,)
+    ).fetchall()
+    return {r["id"] for r in rows}
+
+
+# --- shifts ----------------------------------------------------------------------------------
+
+
+def overlapping_shift(
+    conn: DbConn, nurse_id: int, starts_at: datetime, ends_at: datetime
+) -> Row | None:
+    """A shift of this nurse that overlaps ``[starts_at, ends_at)``; touching ends do not."""
+    return conn.execute(
+        f"SELECT {_SHIFT_COLUMNS} FROM shifts s JOIN nurses n ON n.id = s.nurse_id"
+        " WHERE s.nurse_id = %s AND s.starts_at < %s AND %s < s.ends_at"
+        " ORDER BY s.starts_at LIMIT 1",
+        (nurse_id, ends_at, starts_at),
+    ).fetchone()
+
+
+def create_shift(
+    conn: DbConn, *, team_id: int, nurse_id: int, starts_at: datetime, ends_at: datetime, role: str
+) -> Row:
+    row = conn.execute(
+        "INSERT INTO shifts (team_id, nurse_id, starts_at, ends_at, role)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (team_id, nurse_id, starts_at, ends_at, role),
+    ).fetchone()
+    assert row is not None
+    got = get_shift(conn, row["id"])
+    assert got is not None
+    return got
+
+
+def get_shift(conn: DbConn, shift_id: int) -> Row | None:
+    return conn.execute(
+        f"SELECT {_SHIFT_COLUMNS} FROM shifts s JOIN nurses n ON n.id = s.nurse_id WHERE s.id = %s",
+        (shift_id,),
+    ).fetchone()
+
+
+def list_shifts(conn: DbConn, team_id: int, start: datetime, end: datetime) -> list[Row]:
+    """Shifts overlapping ``[start, end)``, including one already running at ``start``."""
+    return conn.execute(
+        f"SELECT {_SHIFT_COLUMNS} FROM shifts s JOIN nurses n ON n.id = s.nurse_id"
+        " WHERE s.team_id = %s AND s.starts_at < %s AND %s < s.ends_at"
+        " ORDER BY s.starts_at, s.role, s.id",
+        (team_id, end, start),
+    ).fetchall()
+
+
+def roster(conn: DbConn, team_id: int, start: datetime, end: datetime) -> list[Shift]:
+    """The same shifts as :func:`list_shifts`, as domain values for the roster rules."""
+    return [
+        Shift(r["nurse_id"], Role(r["role"]), r["starts_at"], r["ends_at"])
+        for r in list_shifts(conn, team_id, start, end)
+    ]
+
+
+def delete_shift(conn: DbConn, shift_id: int) -> Row | None:
+    row = get_shift(conn, shift_id)
+    if row is not None:
+        conn.execute("DELETE FROM shifts WHERE id = %s", (shift_id,))
+    return row
+
+
+# --- escalation policies ---------------------------------------------------------------------
+
+
+def save_policy(
+    conn: DbConn, team_id: int, policy: dict[str, Any], *, created_by: str, now: datetime
+) -> Row:
+    """Store the next version; the caller has locked the team (:func:`lock_team`)."""
+    row = conn.execute(
+        f"INSERT INTO escalation_policies ({_POLICY_COLUMNS})"
+        " SELECT %(t)s, COALESCE(MAX(version), 0) + 1, %(p)s, %(now)s, %(by)s"
+        f" FROM escalation_policies WHERE team_id = %(t)s RETURNING {_POLICY_COLUMNS}",
+        {"t": team_id, "p": Jsonb(policy), "now": now, "by": created_by},
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def current_policy(conn: DbConn, team_id: int) -> Row | None:
+    """The newest version: the one a new alarm copies (see the trigger in 0004)."""
+    return conn.execute(
+        f"SELECT {_POLICY_COLUMNS} FROM escalation_policies WHERE team_id = %s"
+        " ORDER BY version DESC LIMIT 1",
+        (team_id,),
+    ).fetchone()
+
+
+def policy_history(conn: DbConn, team_id: int) -> list[Row]:
+    return conn.execute(
+        f"SELECT {_POLICY_COLUMNS} FROM escalation_policies WHERE team_id = %s ORDER BY version",
+        (team_id,),
+    ).fetchall()
+
+
+# --- a patient's team and contact ------------------------------------------------------------
+
+
+def set_patient_team(conn: DbConn, patient_id: int, team_id: int | None) -> bool:
+    """Alarms opened from now on go to this team; open ones keep the team they were given."""
+    row = conn.execute(
+        "UPDATE patients SET team_id = %s WHERE id = %s RETURNING id", (team_id, patient_id)
+    ).fetchone()
+    return row is not None
+
+
+_CONTACT_COLUMNS = "id AS patient_id, contact_phone, contact_sms_consent_at"
+
+
+def get_patient_contact(conn: DbConn, patient_id: int) -> Row | None:
+    return conn.execute(
+        f"SELECT {_CONTACT_COLUMNS} FROM patients WHERE id = %s", (patient_id,)
+    ).fetchone()
+
+
+def set_patient_contact(
+    conn: DbConn, patient_id: int, *, phone: str | None, consent: bool, now: datetime
+) -> Row | None:
+    """Store the number and whether SMS reminders to it are consented to.
+
+    Consent belongs to a number: repeating the same number with consent keeps the time consent
+    was first recorded, while a new number starts a new consent at ``now``. No consent: NULL.
+    (In an UPDATE every right-hand side reads the row's old values, so the CASE compares the
+    old number with the new one.)
+    """
+    return conn.execute(
+        "UPDATE patients SET contact_phone = %(phone)s, contact_sms_consent_at = CASE"
+        " WHEN NOT %(consent)s THEN NULL"
+        " WHEN contact_sms_consent_at IS NOT NULL AND contact_phone IS NOT DISTINCT FROM %(phone)s"
+        " THEN contact_sms_consent_at ELSE %(now)s END"
+        f" WHERE id = %(id)s RETURNING {_CONTACT_COLUMNS}",
+        {"phone": phone, "consent": consent, "now": now, "id": patient_id},
+    ).fetchone()
