@@ -13,6 +13,7 @@ from dashboards.api import router
 from dashboards.health import router as health_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.teams_api import router as teams_router
+from dashboards.twilio_hooks import twilio_router
 from dosewatch import __version__
 from dosewatch.clock import Clock
 
@@ -25,6 +26,8 @@ def create_app(
     default_timezone: str = "Europe/Stockholm",
     sweep_interval_s: float = 5.0,
     notifications: str = "console-only",
+    twilio_auth_token: str | None = None,
+    public_url: str | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="dosewatch",
@@ -41,6 +44,7 @@ def create_app(
     app.include_router(schedules_router)
     app.include_router(teams_router)
     app.include_router(health_router)
+    app.include_router(twilio_router(twilio_auth_token, public_url))
 
     @app.exception_handler(RequestValidationError)
     async def _readable_422(_r: Request, exc: RequestValidationError) -> JSONResponse:

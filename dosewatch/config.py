@@ -11,7 +11,7 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     offline_after_min: float = Field(default=15.0, gt=0)
     # The broker's password file that `dosewatch dispenser provision` adds devices to.
     mqtt_password_file: str | None = None
+    # Twilio (SMS and voice calls). All unset = console-only mode: nobody is paged, and start-up
+    # logs a loud warning (alarms.twilio_notifier.notifier_from_settings).
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None  # also the key that signs Twilio's webhooks
+    twilio_from: str | None = Field(default=None, description="E.164 sender, e.g. +46701234567")
+    # Where Twilio reaches this server (callbacks, TwiML, and the URL webhook signatures cover),
+    # e.g. https://dosewatch.example.org
+    public_url: str | None = None
+    # Twilio's REST API; tests point it at a local stand-in.
+    twilio_api_url: str = "https://api.twilio.com"
 
     @field_validator("database_url")
     @classmethod
