@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from dosewatch.embedded import free_port
-from gateway.credentials import set_user
+from gateway.credentials import hash_password
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
 
@@ -68,9 +68,10 @@ class ProjectBroker:
             raise FileNotFoundError("mosquitto")
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         pw = self.workdir / "passwords"
-        if not pw.exists():
-            for user, password in self.users.items():
-                set_user(pw, user, password, replace=True)
+        if not pw.exists():  # one write for a whole fleet (set_user rewrites the file each time)
+            lines = [f"{u}:{hash_password(p)}" for u, p in self.users.items()]
+            pw.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            pw.chmod(0o600)
         shutil.copyfile(DEPLOY / "acl", self.workdir / "acl")
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(project_config(self.workdir, self.port), encoding="utf-8")

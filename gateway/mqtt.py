@@ -55,11 +55,15 @@ class Gateway:
         prefer_v5: bool = True,
         batch_max: int = 500,
         batch_delay_s: float = 0.05,
+        db_timeout_s: float = 5.0,
     ) -> None:
         self._prefer_v5 = prefer_v5
         self._url, self._pool, self._clock = url, pool, clock
         self._client_id, self._session_expiry_s = client_id, session_expiry_s
         self._batch_max, self._batch_delay_s = batch_max, batch_delay_s
+        # How long one attempt waits for a pool connection: while the database is down the pool
+        # cannot make one, and the backoff below, not the pool's 30 s default, sets the pace.
+        self._db_timeout_s = db_timeout_s
         self._inbox: queue.Queue[_Received] = queue.Queue()
         self._stopping = threading.Event()
         self._ready = threading.Event()  # acks need the client; messages may precede its return
@@ -119,7 +123,7 @@ class Gateway:
         delay = 0.5
         while not self._stopping.is_set():
             try:
-                with self._pool.connection() as conn:
+                with self._pool.connection(timeout=self._db_timeout_s) as conn:
                     outcomes = write_batch(conn, [r.inbound for r in batch])
             except Exception:  # database down: keep the batch unacknowledged, back off, retry
                 log.exception(
