@@ -10,6 +10,8 @@ process killed anywhere in this function leaves either the whole step or none of
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg_pool import ConnectionPool
@@ -22,8 +24,10 @@ from dosewatch.db import notifications as outbox_sql
 from dosewatch.domain.escalation import (
     DEFAULT_POLICY,
     Channel,
+    Next,
     Policy,
     Position,
+    Step,
     Target,
     advance,
     recipients_for,
@@ -33,105 +37,156 @@ from dosewatch.domain.escalation import (
 log = logging.getLogger(__name__)
 
 
-def run_escalations(pool: ConnectionPool, clock: Clock, batch: int = 500) -> int:
+def run_escalations(pool: ConnectionPool, clock: Clock, batch: int = 1000) -> int:
     """Execute every escalation step that is due now; return how many steps ran."""
     done = 0
     while True:
         with pool.connection() as conn, conn.transaction():
             now = clock.now()
             alarms = escalation_sql.claim_due(conn, now, batch)
-            for alarm in alarms:
-                execute_step(conn, alarm, now)
+            execute_steps(conn, alarms, now)
         done += len(alarms)
         if len(alarms) < batch:
             return done
 
 
-def execute_step(conn: DbConn, alarm: dict[str, Any], now: Any) -> None:
-    alarm_id = alarm["id"]
-    if stops(
-        alarm["acknowledged_at"] is not None,
-        alarm["cleared_at"] is not None,
-        alarm["resolved_at"] is not None,
-    ):
-        escalation_sql.stop(conn, alarm_id, now)
-        return
-    policy = _policy(alarm["policy"])
-    position = Position(alarm["step_index"], alarm["step_round"])
-    step = policy.steps[position.step_index]
-    due = alarm["next_step_at"]
-    key = f"a{alarm_id}:e{alarm['epoch']}:r{position.round}:s{position.step_index}"
-    notified: list[dict[str, Any]] = []
+@dataclass
+class Planned:
+    """One alarm's due step, decided but not yet written."""
 
-    if step.target is Target.PATIENT_CONTACT:
-        number = escalation_sql.patient_contact(conn, alarm["patient_id"])
-        if number is not None:
-            outbox_sql.insert(
-                conn,
-                alarm_id=alarm_id,
-                key=f"{key}:patient",
-                purpose="patient_reminder",
-                channel=Channel.SMS.value,
-                now=now,
-                to_number=number,
-                step=(position.step_index, position.round),
-            )
-            notified.append({"patient_contact": True, "channel": "sms"})
-    else:
-        # Who is on duty when the step was due, not when the sweep got to it.
-        on_duty = escalation_sql.on_duty(conn, alarm["team_id"], due)
-        nurses = {n["nurse_id"]: n for n in on_duty}
-        chosen = recipients_for(step, [(n["nurse_id"], n["role"]) for n in on_duty])
-        for nurse_id in chosen:
-            nurse = nurses[nurse_id]
-            for channel in step.channels:
-                outbox_sql.insert(
-                    conn,
-                    alarm_id=alarm_id,
-                    key=f"{key}:{channel.value}:n{nurse_id}",
-                    purpose="alarm",
-                    channel=channel.value,
-                    now=now,
-                    nurse_id=nurse_id,
-                    to_number=nurse["phone"],
-                    language=nurse["language"],
-                    step=(position.step_index, position.round),
-                )
-            notified.append({"nurse_id": nurse_id, "channels": [c.value for c in step.channels]})
-        if not chosen:
-            # Nobody reachable on the roster: the console still shows the alarm, and the
-            # history says loudly that this step reached no one.
-            outbox_sql.insert(
-                conn,
-                alarm_id=alarm_id,
-                key=f"{key}:console",
-                purpose="alarm",
-                channel=Channel.CONSOLE.value,
-                now=now,
-                step=(position.step_index, position.round),
-            )
-            log.warning("alarm %s: step %s reached no nurse on duty", alarm_id, key)
+    alarm: dict[str, Any]
+    policy: Policy
+    outbox: list[dict[str, Any]]  # rows for notifications.insert_many, keys without the alarm
+    next: Next
+    history: dict[str, Any]
 
-    nxt = advance(policy, position, due)
-    escalation_sql.set_position(
-        conn, alarm_id, policy, nxt.position.step_index, nxt.position.round, nxt.at
-    )
-    alarm_sql.add_history(
+
+def execute_steps(conn: DbConn, alarms: list[dict[str, Any]], now: datetime) -> None:
+    """Execute the due step of each claimed alarm with a few set-based statements."""
+    live = []
+    for alarm in alarms:
+        if stops(
+            alarm["acknowledged_at"] is not None,
+            alarm["cleared_at"] is not None,
+            alarm["resolved_at"] is not None,
+        ):
+            escalation_sql.stop(conn, alarm["id"], now)
+        else:
+            live.append(alarm)
+    plans = plan_steps(conn, live)
+    escalation_sql.set_positions(
         conn,
-        alarm_id,
-        now,
-        "escalated",
-        "system",
-        "automatic",
-        {
-            "step": position.step_index,
-            "round": position.round,
+        [
+            (
+                p.alarm["id"],
+                # Copy the policy onto the alarm only the first time (a default one).
+                p.policy if p.alarm["policy"] is None else None,
+                p.next.position.step_index,
+                p.next.position.round,
+                p.next.at,
+            )
+            for p in plans
+        ],
+    )
+    write_steps(conn, plans, now)
+
+
+def plan_steps(conn: DbConn, alarms: list[dict[str, Any]]) -> list[Planned]:
+    """Decide each alarm's due step: who gets what, and where the alarm goes next.
+
+    The roster is read once per (team, due time), so the 08:00 rush (thousands of alarms due
+    in the same second) costs a handful of queries per batch, not several per alarm.
+    """
+    rosters: dict[tuple[int | None, datetime], list[dict[str, Any]]] = {}
+    plans = []
+    for alarm in alarms:
+        policy = _policy(alarm["policy"])
+        step = policy.steps[alarm["step_index"]]
+        due = alarm["next_step_at"]
+        if step.target is Target.PATIENT_CONTACT:
+            number = escalation_sql.patient_contact(conn, alarm["patient_id"])
+            outbox = _patient_step(alarm, number)
+            notified: list[dict[str, Any]] = [{"patient_contact": True}] if outbox else []
+        else:
+            # Who is on duty when the step was due, not when the sweep got to it.
+            roster_key = (alarm["team_id"], due)
+            if roster_key not in rosters:
+                rosters[roster_key] = escalation_sql.on_duty(conn, alarm["team_id"], due)
+            chosen, outbox = _nurse_step(alarm, step, rosters[roster_key])
+            notified = [
+                {"nurse_id": n, "channels": [c.value for c in step.channels]} for n in chosen
+            ]
+        nxt = advance(policy, Position(alarm["step_index"], alarm["step_round"]), due)
+        if not notified:
+            log.warning("alarm %s: step %s reached no one", alarm["id"], alarm["step_index"])
+        history = {
+            "step": alarm["step_index"],
+            "round": alarm["step_round"],
             "target": step.target.value,
             "notified": notified,
             "reached_no_one": not notified,
             "next_step_at": nxt.at.isoformat() if nxt.at else None,
-        },
+        }
+        plans.append(Planned(alarm, policy, outbox, nxt, history))
+    return plans
+
+
+def write_steps(conn: DbConn, plans: list[Planned], now: datetime) -> None:
+    """Outbox rows (keyed by alarm, epoch, round and step) and one history row per step."""
+    rows = []
+    for p in plans:
+        prefix = (
+            f"a{p.alarm['id']}:e{p.alarm['epoch']}:r{p.alarm['step_round']}"
+            f":s{p.alarm['step_index']}"
+        )
+        rows += [{**r, "alarm_id": p.alarm["id"], "key": prefix + r["key"]} for r in p.outbox]
+    outbox_sql.insert_many(conn, rows, now)
+    alarm_sql.add_history_many(
+        conn, [(p.alarm["id"], p.history) for p in plans], now, "escalated", "system", "automatic"
     )
+
+
+def _row(alarm: dict[str, Any], key: str, purpose: str, channel: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "purpose": purpose,
+        "channel": channel,
+        "nurse_id": kw.get("nurse_id"),
+        "to_number": kw.get("to_number"),
+        "language": kw.get("language", "sv"),
+        "step_index": alarm["step_index"],
+        "step_round": alarm["step_round"],
+    }
+
+
+def _patient_step(alarm: dict[str, Any], number: str | None) -> list[dict[str, Any]]:
+    if number is None:  # no consent recorded: the step is skipped, and says so in the history
+        return []
+    return [_row(alarm, ":patient", "patient_reminder", Channel.SMS.value, to_number=number)]
+
+
+def _nurse_step(
+    alarm: dict[str, Any], step: Step, on_duty: list[dict[str, Any]]
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """The nurses chosen, and their outbox rows. The console needs no row: it shows every open
+    alarm by itself, and the history records that the step included it."""
+    nurses = {n["nurse_id"]: n for n in on_duty}
+    chosen = recipients_for(step, [(n["nurse_id"], n["role"]) for n in on_duty])
+    rows = [
+        _row(
+            alarm,
+            f":{channel.value}:n{nurse_id}",
+            "alarm",
+            channel.value,
+            nurse_id=nurse_id,
+            to_number=nurses[nurse_id]["phone"],
+            language=nurses[nurse_id]["language"],
+        )
+        for nurse_id in chosen
+        for channel in step.channels
+        if channel is not Channel.CONSOLE
+    ]
+    return chosen, rows
 
 
 def run_reminders(pool: ConnectionPool, clock: Clock, batch: int = 500) -> int:

@@ -16,28 +16,14 @@ from psycopg_pool import ConnectionPool
 
 from alarms.device import sweep_device_alarms
 from alarms.escalation import run_escalations, run_reminders
+from alarms.missed import sweep_missed_doses
 from alarms.notifier import Notifier
 from alarms.outbox import Dispatcher
 from dosewatch.clock import Clock
-from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import health as health_sql
 from dosewatch.db import schedules as slot_sql
 
 log = logging.getLogger(__name__)
-
-
-def sweep_missed_doses(pool: ConnectionPool, clock: Clock, batch: int = 1000) -> list[int]:
-    """Close every pending slot whose window has passed; return the ids of alarms opened."""
-    opened: list[int] = []
-    while True:
-        with pool.connection() as conn, conn.transaction():
-            ids = alarm_sql.close_due_slots(conn, clock.now(), limit=batch)
-        opened += ids
-        if len(ids) < batch:
-            break
-    if opened:
-        log.info("opened %d missed-dose alarm(s): %s", len(opened), opened)
-    return opened
 
 
 def plan_slots(pool: ConnectionPool, clock: Clock, horizon: timedelta) -> int:

@@ -29,6 +29,7 @@ ALARM_COLUMNS = (
 # The SQL form of dosewatch.domain.slots.close_window: a pending slot whose window has closed
 # becomes missed, or unknown when the dispenser was offline then (its Last Will said so, or it
 # has not been heard from for %(stale)s): the dose may have been taken and not yet reported.
+# It returns what opening the alarm needs: the patient, the team and the team's current policy.
 _CLOSE_DUE_SLOTS = """
 WITH due AS (
     SELECT id, dispenser_id FROM dose_slots
@@ -43,29 +44,51 @@ WITH due AS (
     FROM due LEFT JOIN dispenser_presence p ON p.dispenser_id = due.dispenser_id
     WHERE s.id = due.id
     RETURNING s.id, s.dispenser_id, s.due_at, s.time_critical, s.state
-), opened AS (
-    INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, priority, opened_at)
-    SELECT CASE WHEN c.state = 'unknown' THEN 'dose_status_unknown' ELSE 'missed_dose' END,
-           c.dispenser_id, d.patient_id, c.id, c.due_at,
-           CASE WHEN c.time_critical THEN 'high' ELSE 'medium' END, %(now)s
+), teams AS (
+    SELECT c.id AS slot_id, d.patient_id, pa.team_id
     FROM closed c JOIN dispensers d ON d.id = c.dispenser_id
-    ON CONFLICT (slot_id) WHERE slot_id IS NOT NULL DO NOTHING
-    RETURNING id
+    JOIN patients pa ON pa.id = d.patient_id
+), policies AS (
+    SELECT DISTINCT ON (team_id) team_id, policy FROM escalation_policies
+    WHERE team_id IN (SELECT team_id FROM teams) ORDER BY team_id, version DESC
 )
-INSERT INTO alarm_history (alarm_id, at, action, actor, via)
-SELECT id, %(now)s, 'opened', 'system', 'automatic' FROM opened
-RETURNING alarm_id
+SELECT c.id AS slot_id, c.dispenser_id, c.due_at, c.time_critical, c.state,
+       t.patient_id, t.team_id, pol.policy
+FROM closed c JOIN teams t ON t.slot_id = c.id LEFT JOIN policies pol ON pol.team_id = t.team_id
 """
 
 # A dispenser reports status every 5 minutes; three missed reports mean it is offline.
 OFFLINE_AFTER = timedelta(minutes=15)
 
 
-def close_due_slots(conn: DbConn, now: datetime, limit: int = 1000) -> list[int]:
-    """Close pending slots whose window has passed (missed or unknown), one alarm each."""
+def close_due_slots(conn: DbConn, now: datetime, limit: int = 1000) -> list[Row]:
+    """Close pending slots whose window has passed (missed or unknown); the caller opens one
+    alarm per row (see :mod:`alarms.missed`)."""
     params = {"now": now, "limit": limit, "stale": now - OFFLINE_AFTER}
-    rows = conn.execute(_CLOSE_DUE_SLOTS, params).fetchall()
-    return [r["alarm_id"] for r in rows]
+    return conn.execute(_CLOSE_DUE_SLOTS, params).fetchall()
+
+
+def insert_alarms(conn: DbConn, rows: list[dict[str, Any]], now: datetime) -> list[Row]:
+    """Open many slot alarms in one statement, with their escalation already positioned;
+    a slot that has an alarm already gets none (the unique index). Returns (id, slot_id)."""
+    if not rows:
+        return []
+    cols = [
+        "kind", "dispenser_id", "patient_id", "slot_id", "slot_due_at", "priority", "team_id",
+        "policy", "step_index", "step_round", "next_step_at", "ack_code",
+    ]  # fmt: skip
+    types = [
+        "text", "text", "bigint", "bigint", "timestamptz", "text", "bigint", "jsonb", "int",
+        "int", "timestamptz", "text",
+    ]  # fmt: skip
+    arrays = [[Jsonb(r[c]) if c == "policy" else r[c] for r in rows] for c in cols]
+    unnest = ", ".join(f"%s::{t}[]" for t in types)
+    return conn.execute(
+        f"INSERT INTO alarms ({', '.join(cols)}, opened_at)"
+        f" SELECT *, %s FROM unnest({unnest})"
+        " ON CONFLICT (slot_id) WHERE slot_id IS NOT NULL DO NOTHING RETURNING id, slot_id",
+        (now, *arrays),
+    ).fetchall()
 
 
 def open_missed_dose_alarm(conn: DbConn, slot_id: int, now: datetime, via: str) -> int | None:
@@ -216,4 +239,23 @@ def add_history(
         "INSERT INTO alarm_history (alarm_id, at, action, actor, via, detail)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
         (alarm_id, at, action, actor, via, Jsonb(detail or {})),
+    )
+
+
+def add_history_many(
+    conn: DbConn,
+    rows: list[tuple[int, dict[str, Any]]],
+    at: datetime,
+    action: str,
+    actor: str,
+    via: str,
+) -> None:
+    """:func:`add_history` for many alarms (one detail each) in one statement."""
+    if not rows:
+        return
+    conn.execute(
+        "INSERT INTO alarm_history (alarm_id, at, action, actor, via, detail)"
+        " SELECT id, %s, %s, %s, %s, detail FROM unnest(%s::bigint[], %s::jsonb[])"
+        " AS u(id, detail)",
+        (at, action, actor, via, [r[0] for r in rows], [Jsonb(r[1]) for r in rows]),
     )

@@ -9,6 +9,7 @@ the next sweep does the step again, and the outbox's idempotency keys keep it fr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +65,27 @@ def set_position(
         "UPDATE alarms SET policy = %s, step_index = %s, step_round = %s, next_step_at = %s"
         " WHERE id = %s",
         (Jsonb(policy.to_json()), step_index, step_round, next_step_at, alarm_id),
+    )
+
+
+def set_positions(
+    conn: DbConn, rows: Sequence[tuple[int, Policy | None, int, int, datetime | None]]
+) -> None:
+    """:func:`set_position` for many alarms in one statement (a None policy: keep it)."""
+    if not rows:
+        return
+    conn.execute(
+        "UPDATE alarms a SET policy = COALESCE(u.policy, a.policy), step_index = u.si,"
+        " step_round = u.sr,"
+        " next_step_at = u.at FROM unnest(%s::bigint[], %s::jsonb[], %s::int[], %s::int[],"
+        " %s::timestamptz[]) AS u(id, policy, si, sr, at) WHERE a.id = u.id",
+        (
+            [r[0] for r in rows],
+            [None if r[1] is None else Jsonb(r[1].to_json()) for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+        ),
     )
 
 

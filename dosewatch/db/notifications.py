@@ -65,6 +65,50 @@ def insert(
     return None if row is None else int(row["id"])
 
 
+_COLUMNS = (
+    "alarm_id",
+    "key",
+    "purpose",
+    "channel",
+    "nurse_id",
+    "to_number",
+    "language",
+    "step_index",
+    "step_round",
+)
+
+
+def insert_many(conn: DbConn, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+    """:func:`insert` for many rows in one statement; existing keys are skipped."""
+    if not rows:
+        return 0
+    cols = {c: [r[c] for r in rows] for c in _COLUMNS}
+    result = conn.execute(
+        "INSERT INTO notifications (alarm_id, idempotency_key, purpose, channel, nurse_id,"
+        " to_number, language, step_index, step_round, status, next_attempt_at, created_at,"
+        " updated_at)"
+        " SELECT a, k, p, c, n, t, l, si, sr,"
+        "  CASE WHEN c = 'console' THEN 'delivered' ELSE 'pending' END, %(now)s, %(now)s, %(now)s"
+        " FROM unnest(%(a)s::bigint[], %(k)s::text[], %(p)s::text[], %(c)s::text[],"
+        "  %(n)s::bigint[], %(t)s::text[], %(l)s::text[], %(si)s::int[], %(sr)s::int[])"
+        "  AS u(a, k, p, c, n, t, l, si, sr)"
+        " ON CONFLICT (idempotency_key) DO NOTHING",
+        {
+            "now": now,
+            "a": cols["alarm_id"],
+            "k": cols["key"],
+            "p": cols["purpose"],
+            "c": cols["channel"],
+            "n": cols["nurse_id"],
+            "t": cols["to_number"],
+            "l": cols["language"],
+            "si": cols["step_index"],
+            "sr": cols["step_round"],
+        },
+    )
+    return result.rowcount
+
+
 def claim(conn: DbConn, now: datetime, limit: int) -> list[Row]:
     """Take due rows (pending, or sending with an expired lease) for this dispatcher."""
     return conn.execute(

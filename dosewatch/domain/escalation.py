@@ -74,7 +74,8 @@ class Policy:
                 for s in data["steps"]
             ),
             repeats=data.get("repeats", 0),
-            remind_after_ack_min=data.get("remind_after_ack_min"),
+            # Absent means the default; an explicit null means "never remind".
+            remind_after_ack_min=data.get("remind_after_ack_min", 30),
             reopen_after_reminder=data.get("reopen_after_reminder", False),
         )
 

@@ -199,7 +199,8 @@ def test_alarm_acknowledge_and_resolve(
     assert api.post(f"/api/v1/alarms/{aid}/resolve", json={"outcome": "other"}).status_code == 409
     assert api.post(f"/api/v1/alarms/{aid}/acknowledge").status_code == 409
     detail = api.get(f"/api/v1/alarms/{aid}").json()
-    assert [h["action"] for h in detail["history"]] == ["opened", "acknowledged", "resolved"]
+    actions = [h["action"] for h in detail["history"]]
+    assert actions == ["opened", "escalated", "acknowledged", "resolved"]
     assert api.post("/api/v1/alarms/99999/acknowledge").status_code == 404
     assert api.get("/api/v1/alarms", params={"state": "sleeping"}).status_code == 422
 

@@ -1,0 +1,200 @@
+"""bench/alarms: the 08:00 rush of a national fleet.
+
+100,000 dose slots whose windows close within the same minute, nothing taken. The real alarm
+jobs (missed-dose sweep, escalation sweep) run as the scheduler runs them, on the system clock,
+every ``--interval`` seconds. Measured: the time from the last window closing until every alarm
+exists and every first notification is in the outbox, and per alarm the delay from its window
+closing to its first notification row (p50/p99). Next to it, in the same database and run, the
+time of a bare ``INSERT … SELECT`` of the same 100,000 rows into a copy of the alarms table
+without trigger, history or outbox: the ratio is the figure.
+
+Run: ``.venv/bin/python -m bench.alarms [--slots N] [--burst] [--append BENCHMARKS.md]``.
+It uses DOSEWATCH_DATABASE_URL's server (default: the local PostgreSQL) in a private database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from alarms.escalation import run_escalations
+from alarms.jobs import sweep_missed_doses
+from dosewatch.clock import SystemClock
+from dosewatch.db.migrate import migrate
+from dosewatch.db.pool import make_pool
+
+ADMIN = os.environ.get("DOSEWATCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _db_url(name: str) -> str:
+    base, _, _ = ADMIN.rpartition("/")
+    return f"{base}/{name}"
+
+
+def setup(url: str, slots: int, first_close: datetime, spread_s: float) -> None:
+    """Teams on duty, one patient and dispenser per slot, slots closing over ``spread_s``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        now = datetime.now(UTC)
+        conn.execute(
+            "INSERT INTO teams (name, created_at) SELECT 'team ' || g, %s"
+            " FROM generate_series(1, 100) g",
+            (now,),
+        )
+        conn.execute(
+            "INSERT INTO nurses (team_id, name, phone, language, created_at)"
+            " SELECT t.id, 'nurse ' || t.id || '-' || r, '+4670' || lpad((t.id * 10 + r)::text, 7,"
+            " '0'), 'sv', %s FROM teams t, generate_series(1, 3) r",
+            (now,),
+        )
+        conn.execute(
+            "INSERT INTO shifts (team_id, nurse_id, starts_at, ends_at, role)"
+            " SELECT n.team_id, n.id, %s, %s, (ARRAY['primary','backup','lead'])["
+            " 1 + (n.id - 1) %% 3] FROM nurses n",
+            (now - timedelta(hours=4), now + timedelta(hours=8)),
+        )
+        conn.execute(
+            "INSERT INTO patients (name, phone, team_id) SELECT 'Patient ' || g, '+46900000000',"
+            " 1 + g %% 100 FROM generate_series(1, %s) g",
+            (slots,),
+        )
+        conn.execute(
+            "INSERT INTO dispensers (id, patient_id) SELECT 'DSP-' || id, id FROM patients"
+        )
+        conn.execute(
+            "INSERT INTO dose_slots (dispenser_id, due_at, window_end, schedule_version,"
+            " local_time) SELECT 'DSP-' || g, w - interval '45 minutes', w, 1, '08:00'"
+            " FROM (SELECT g, %s::timestamptz + (g %% 1000) * %s * interval '1 second' / 1000"
+            " AS w FROM generate_series(1, %s) g) x",
+            (first_close, spread_s, slots),
+        )
+        conn.execute("ANALYZE")
+
+
+def bare_baseline(url: str) -> float:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE alarms_bare (LIKE alarms INCLUDING DEFAULTS)")
+        t0 = time.perf_counter()
+        conn.execute(
+            "INSERT INTO alarms_bare (kind, dispenser_id, patient_id, slot_id, slot_due_at,"
+            " priority, opened_at) SELECT 'missed_dose', s.dispenser_id, d.patient_id, s.id,"
+            " s.due_at, 'medium', now() FROM dose_slots s JOIN dispensers d"
+            " ON d.id = s.dispenser_id"
+        )
+        return time.perf_counter() - t0
+
+
+def run_pipeline(url: str, slots: int, last_close: datetime, interval: float) -> dict[str, float]:
+    pool = make_pool(url, max_size=2, name="bench-alarms")
+    clock = SystemClock()
+    try:
+        while True:
+            tick = time.monotonic()
+            sweep_missed_doses(pool, clock)
+            run_escalations(pool, clock)
+            with pool.connection() as conn:
+                row = conn.execute(
+                    "SELECT count(DISTINCT alarm_id) AS n FROM notifications WHERE step_index = 0"
+                ).fetchone()
+            if row is not None and row["n"] >= slots:
+                done_at = datetime.now(UTC)
+                break
+            time.sleep(max(0.0, interval - (time.monotonic() - tick)))
+        with pool.connection() as conn:
+            delays = [
+                r["d"]
+                for r in conn.execute(
+                    "SELECT extract(epoch FROM min(n.created_at) - s.window_end) AS d"
+                    " FROM notifications n JOIN alarms a ON a.id = n.alarm_id"
+                    " JOIN dose_slots s ON s.id = a.slot_id GROUP BY a.id, s.window_end"
+                )
+            ]
+            alarms = conn.execute("SELECT count(*) AS n FROM alarms").fetchone()
+    finally:
+        pool.close()
+    assert alarms is not None and alarms["n"] == slots, alarms
+    delays_f = sorted(float(d) for d in delays)
+    return {
+        "all_done_s": (done_at - last_close).total_seconds(),
+        "p50_s": statistics.median(delays_f),
+        "p99_s": delays_f[int(len(delays_f) * 0.99) - 1],
+        "max_s": delays_f[-1],
+    }
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    try:
+        model = subprocess.run(
+            ["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        model = "?"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpus} cores ({model}), {system}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slots", type=int, default=100_000)
+    parser.add_argument("--interval", type=float, default=1.0, help="sweep interval, seconds")
+    parser.add_argument("--burst", action="store_true", help="all windows close in one second")
+    parser.add_argument("--append", help="append the result to this Markdown file")
+    args = parser.parse_args()
+
+    name = f"dosewatch_bench_alarms_{os.getpid()}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _db_url(name)
+    try:
+        migrate(url)
+        spread = 1.0 if args.burst else 60.0
+        setup(url, args.slots, datetime.now(UTC) + timedelta(seconds=5), spread)
+        bare = bare_baseline(url)
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT max(window_end) FROM dose_slots").fetchone()
+        assert row is not None
+        last_close = row[0]
+        time.sleep(max(0.0, (last_close - datetime.now(UTC)).total_seconds() - spread))
+        result = run_pipeline(url, args.slots, last_close, args.interval)
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    mode = "in one second" if args.burst else "over one minute"
+    lines = [
+        f"### bench/alarms — {args.slots:,} windows closing {mode} "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {machine()}; PostgreSQL at {ADMIN.rpartition('@')[2]}; sweep every "
+        f"{args.interval:g} s, one alarm process.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| every alarm and first notification in the outbox, after the last window closed "
+        f"| {result['all_done_s']:.2f} s |",
+        f"| per alarm, window close → first notification: p50 | {result['p50_s']:.2f} s |",
+        f"| p99 | {result['p99_s']:.2f} s |",
+        f"| max | {result['max_s']:.2f} s |",
+        f"| baseline: bare INSERT … SELECT of the same rows | {bare:.2f} s |",
+        f"| ratio (all done / bare) | {result['all_done_s'] / bare:.1f}× |",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.append:
+        with open(args.append, "a", encoding="utf-8") as f:
+            f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
