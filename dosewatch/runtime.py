@@ -86,10 +86,18 @@ def start_gateway(rt: Runtime) -> Any:
 
 
 def start_alarm_jobs(rt: Runtime) -> Any:
+    from zoneinfo import ZoneInfo
+
     from alarms.jobs import start_scheduler
+    from alarms.twilio_notifier import notifier_from_settings
 
     return start_scheduler(
-        rt.pool, rt.clock, sweep_interval_s=rt.settings.sweep_interval_s, horizon=rt.horizon
+        rt.pool,
+        rt.clock,
+        sweep_interval_s=rt.settings.sweep_interval_s,
+        horizon=rt.horizon,
+        notifier=notifier_from_settings(rt.settings),  # None (and a loud warning): console-only
+        tz=ZoneInfo(rt.settings.timezone),
     )
 
 
@@ -98,7 +106,17 @@ def serve_web(rt: Runtime) -> None:
 
     from dashboards.app import create_app
 
-    app = create_app(rt.pool, rt.clock, horizon=rt.horizon, default_timezone=rt.settings.timezone)
+    token = rt.settings.twilio_auth_token
+    app = create_app(
+        rt.pool,
+        rt.clock,
+        horizon=rt.horizon,
+        default_timezone=rt.settings.timezone,
+        sweep_interval_s=rt.settings.sweep_interval_s,
+        notifications="twilio" if rt.settings.twilio_account_sid else "console-only",
+        twilio_auth_token=token.get_secret_value() if token else None,
+        public_url=rt.settings.public_url,
+    )
     log.info(
         "web app on http://%s:%d/ (API docs at /docs)", rt.settings.http_host, rt.settings.http_port
     )
