@@ -122,6 +122,11 @@ class TwilioStandIn:
         self._server.shutdown()
         self._server.server_close()
 
+    def created_at(self, sid: str) -> datetime:
+        """When (on the stand-in's clock) the message or call with this sid was created."""
+        with self._lock:
+            return self._created[sid]
+
     def fail_next(self, status: int, times: int = 1) -> None:
         with self._lock:
             self._faults.extend([status] * times)
