@@ -14,7 +14,9 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from psycopg_pool import ConnectionPool
@@ -22,6 +24,7 @@ from psycopg_pool import ConnectionPool
 from dosewatch.clock import Clock
 from dosewatch.config import MqttUrl
 from dosewatch.domain.protocol import TOPIC_ROOT
+from gateway import metrics
 from gateway.connection import connect_client
 from gateway.writer import Inbound, write_batch
 
@@ -39,6 +42,7 @@ class _Received:
     inbound: Inbound
     mid: int
     qos: int
+    at: float = field(default_factory=time.monotonic)  # arrival, for lag and latency
 
 
 class Gateway:
@@ -70,6 +74,12 @@ class Gateway:
         self._client: mqtt.Client | None = None
         self._thread = threading.Thread(target=self._write_loop, name="gateway-writer", daemon=True)
         self.processed = 0  # messages committed (any outcome); tests wait on it
+        self._pending = 0  # received, not yet committed: the consumer lag
+        self._oldest_pending: float | None = None
+        self._lag_lock = threading.Lock()
+        metrics.LAG_SECONDS.set_function(self._lag_seconds)
+        # Called with each committed batch's messages, after their acks (benchmarks time it).
+        self.on_committed: Callable[[list[Inbound]], None] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -87,6 +97,9 @@ class Gateway:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(timeout=10)
+        with self._lag_lock:  # what it held goes back to the broker, unacknowledged
+            metrics.LAG_MESSAGES.dec(self._pending)
+            self._pending, self._oldest_pending = 0, None
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -95,7 +108,19 @@ class Gateway:
         # msg.retain is set only on the broker's stored copy sent because we subscribed; a live
         # message reaches an existing subscription with it cleared (MQTT 3.1.1 and 5 defaults).
         inbound = Inbound(msg.topic, bytes(msg.payload), self._clock.now(), retained=msg.retain)
-        self._inbox.put(_Received(inbound, msg.mid, msg.qos))
+        received = _Received(inbound, msg.mid, msg.qos)
+        with self._lag_lock:
+            self._pending += 1
+            if self._oldest_pending is None:
+                self._oldest_pending = received.at
+        metrics.RECEIVED.inc()
+        metrics.LAG_MESSAGES.inc()
+        self._inbox.put(received)
+
+    def _lag_seconds(self) -> float:
+        with self._lag_lock:
+            oldest = self._oldest_pending
+        return 0.0 if oldest is None else time.monotonic() - oldest
 
     def _next_batch(self) -> list[_Received]:
         try:
@@ -122,20 +147,48 @@ class Gateway:
     def _write_until_committed(self, batch: list[_Received]) -> None:
         delay = 0.5
         while not self._stopping.is_set():
+            reasons: Counter[str] = Counter()
+            started = time.monotonic()
             try:
                 with self._pool.connection(timeout=self._db_timeout_s) as conn:
-                    outcomes = write_batch(conn, [r.inbound for r in batch])
+                    outcomes = write_batch(conn, [r.inbound for r in batch], reasons)
             except Exception:  # database down: keep the batch unacknowledged, back off, retry
+                metrics.DB_RETRIES.inc()
                 log.exception(
                     "could not store a batch of %d; retrying in %.1f s", len(batch), delay
                 )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
                 continue
+            committed = time.monotonic()
             log.debug("stored batch: %s", dict(outcomes))
             assert self._client is not None
             for r in batch:
                 if r.qos > 0:
                     self._client.ack(r.mid, r.qos)
             self.processed += len(batch)
+            self._note_committed(batch, outcomes, reasons, committed - started, committed)
             return
+
+    def _note_committed(
+        self,
+        batch: list[_Received],
+        outcomes: Counter[str],
+        reasons: Counter[str],
+        seconds: float,
+        committed: float,
+    ) -> None:
+        with self._lag_lock:
+            self._pending -= len(batch)
+            # The inbox is FIFO: the next pending message arrived after this batch's last one.
+            self._oldest_pending = None if self._pending == 0 else self._peek_oldest(batch[-1].at)
+        metrics.LAG_MESSAGES.dec(len(batch))
+        metrics.record_batch(outcomes, reasons, len(batch), seconds)
+        for r in batch:
+            metrics.RECEIVE_TO_COMMIT.observe(committed - r.at)
+        if self.on_committed is not None:
+            self.on_committed([r.inbound for r in batch])
+
+    def _peek_oldest(self, fallback: float) -> float:
+        with self._inbox.mutex:
+            return self._inbox.queue[0].at if self._inbox.queue else fallback

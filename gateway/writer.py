@@ -102,8 +102,14 @@ class _Tracking:
 _SUPPLY_EVENTS = frozenset({EventType.DOSE_TAKEN, EventType.REFILL})
 
 
-def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
-    """Store, match or quarantine every message; return counts by outcome."""
+def write_batch(
+    conn: DbConn, batch: list[Inbound], reasons: Counter[str] | None = None
+) -> Counter[str]:
+    """Store, match or quarantine every message; return counts by outcome.
+
+    ``reasons``, when given, receives the quarantine reasons of this attempt (for metrics: count
+    them only once the caller's commit succeeded).
+    """
     outcomes: Counter[str] = Counter()
     seen: Seen = {}
     tracking = _Tracking()
@@ -124,8 +130,13 @@ def write_batch(conn: DbConn, batch: list[Inbound]) -> Counter[str]:
                 with conn.transaction():
                     _quarantine(conn, message, Rejection(reason, None))
                 outcomes["quarantined"] += 1
+                if reasons is not None:
+                    reasons[reason] += 1
                 continue
             outcomes[outcome] += 1
+            if outcome == "quarantined" and reasons is not None:
+                assert isinstance(item, Rejection)
+                reasons[item.reason] += 1
             _note_seen(seen, message, item, outcome)
             tracking.note(message, item, outcome)
         now = max(m.received_at for m in batch) if batch else None
