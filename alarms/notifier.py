@@ -44,8 +44,11 @@ class Notifier(Protocol):
         """Hand the message or call to the provider; return its id. Raise NotificationError."""
         ...
 
-    def find_sent(self, out: Outgoing, since: datetime) -> str | None:
-        """The provider's id of a send of ``out`` made since ``since``, if there was one."""
+    def find_sent(
+        self, out: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
+        """The provider's id of a send of ``out`` made since ``since``, if there was one;
+        ``exclude`` lists ids already recorded for other rows (a call carries no ref)."""
         ...
 
 
@@ -64,7 +67,9 @@ class RecordingNotifier:
         self.sent.append(out)
         return f"FAKE{len(self.sent):06d}"
 
-    def find_sent(self, out: Outgoing, since: datetime) -> str | None:
+    def find_sent(
+        self, out: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         for i, previous in enumerate(self.sent, start=1):
             if previous.ref == out.ref:
                 return f"FAKE{i:06d}"

@@ -16,7 +16,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from dosewatch.domain.retry import Failure, is_permanent, next_attempt
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
+BUNDLE_MAX = 5
 
 
 class Dispatcher:
@@ -42,16 +43,17 @@ class Dispatcher:
         notifier: Notifier | None,
         tz: ZoneInfo,
         jitter: Callable[[], float] = random.random,
+        lease: timedelta = outbox_sql.LEASE,
     ) -> None:
         self._pool, self._clock, self._notifier, self._tz = pool, clock, notifier, tz
-        self._jitter = jitter
+        self._jitter, self._lease = jitter, lease
 
     def run(self, batch: int = 200) -> int:
         """Dispatch everything due now; return how many rows were handled."""
         handled = 0
         while True:
             with self._pool.connection() as conn, conn.transaction():
-                rows = outbox_sql.claim(conn, self._clock.now(), batch)
+                rows = outbox_sql.claim(conn, self._clock.now(), batch, self._lease)
             for group in self._groups(rows):
                 self._dispatch(group)
             handled += len(rows)
@@ -67,7 +69,9 @@ class Dispatcher:
                 bundles[(row["to_number"], row["language"])].append(row)
             else:
                 groups.append([row])
-        return groups + list(bundles.values())
+        for bundle in bundles.values():  # a few alarms per SMS: readable, and one message long
+            groups += [bundle[i : i + BUNDLE_MAX] for i in range(0, len(bundle), BUNDLE_MAX)]
+        return groups
 
     def _dispatch(self, group: list[Row]) -> None:
         ids = [r["id"] for r in group]
@@ -82,7 +86,10 @@ class Dispatcher:
         try:
             sid = None
             if any(r["reclaimed"] for r in group):
-                sid = self._notifier.find_sent(out, min(r["created_at"] for r in group))
+                since = min(r["created_at"] for r in group)
+                with self._pool.connection() as conn:
+                    known = outbox_sql.sids_sent_to(conn, out.to, since)
+                sid = self._notifier.find_sent(out, since, frozenset(known))
             if sid is None:
                 sid = self._notifier.send(out)
         except NotificationError as exc:

@@ -144,7 +144,9 @@ class TwilioNotifier:
             raise NotificationError(_failure(exc)) from exc
         raise ValueError(f"channel {out.channel!r} is not sent through Twilio")
 
-    def find_sent(self, out: Outgoing, since: datetime) -> str | None:
+    def find_sent(
+        self, out: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         # The library formats datetimes with strftime(...Z) without converting: pass UTC, or a
         # Stockholm time would be read as UTC and the window would shift by an hour.
         after = since.astimezone(UTC)
@@ -152,7 +154,7 @@ class TwilioNotifier:
             if out.channel == Channel.SMS:
                 return self._find_sms(out, after)
             if out.channel == Channel.VOICE:
-                return self._find_call(out, after)
+                return self._find_call(out, after, exclude)
         except (TwilioException, requests.RequestException) as exc:
             raise NotificationError(_failure(exc)) from exc
         return None
@@ -170,18 +172,23 @@ class TwilioNotifier:
                 return str(msg.sid)
         return None
 
-    def _find_call(self, out: Outgoing, after: datetime) -> str | None:
+    def _find_call(self, out: Outgoing, after: datetime, exclude: frozenset[str]) -> str | None:
         # A call has no body to carry the ref, and Twilio's call records do not show the TwiML
-        # URL that carries n=<id>. So any call from our number to this nurse since the row was
-        # created is taken as this row's call; the earliest, because this row's call was placed
-        # when the row was first claimed, and later calls belong to later rows. If it was in
-        # fact another alarm's call, this step goes silent: the nurse was still rung about an
-        # alarm moments ago, the webhooks (keyed by n=<id> in the URL) still act on the right
-        # alarm, and this alarm's escalation timer still moves to its next step. Calling again
-        # instead would ring a nurse twice within a minute for every dispatcher crash.
-        calls = self._client.calls.list(
-            to=out.to, from_=self._from, start_time_after=after, limit=LIST_LIMIT
-        )
+        # URL that carries n=<id>. So the earliest call from our number to this nurse since the
+        # row was created, not already recorded for another row (``exclude``: the outbox's own
+        # sids for this number), is taken as this row's call: it was placed when the row was
+        # first claimed, and later calls belong to later rows. If it was in fact another
+        # alarm's call, this step goes silent: the nurse was rung about an alarm moments ago,
+        # the webhooks (keyed by n=<id>) still act on the right alarm, and this alarm's
+        # escalation timer still moves on. Calling again instead would ring a nurse twice
+        # within a minute for every dispatcher crash.
+        calls = [
+            c
+            for c in self._client.calls.list(
+                to=out.to, from_=self._from, start_time_after=after, limit=LIST_LIMIT
+            )
+            if c.sid not in exclude
+        ]
         if not calls:
             return None
         earliest = min(calls, key=lambda c: c.date_created or after)

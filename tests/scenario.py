@@ -49,8 +49,10 @@ class _Spy:
         self._log.append(Sent(self._clock.now(), out.channel.value, out.to, out.body))
         return sid
 
-    def find_sent(self, out: Outgoing, since: datetime) -> str | None:
-        return self._inner.find_sent(out, since)
+    def find_sent(
+        self, out: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
+        return self._inner.find_sent(out, since, exclude)
 
 
 @dataclass

@@ -35,6 +35,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
@@ -92,7 +93,9 @@ class TwilioStandIn:
         account_sid: str | None = None,
         auth_token: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        latency_s: float = 0.0,
     ) -> None:
+        self.latency_s = latency_s  # per create, after it is recorded: a window for SIGKILL
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
         self.clock = clock
@@ -148,6 +151,13 @@ class TwilioStandIn:
 
     def handle(self, method: str, path: str, query: str, auth: str | None, body: bytes) -> Any:
         """Answer one request: ``(status, json)``, or ``None`` to drop the connection."""
+        try:
+            return self._handle(method, path, query, auth, body)
+        finally:
+            if method == "POST" and self.latency_s:
+                time.sleep(self.latency_s)  # Twilio has the message; the client waits
+
+    def _handle(self, method: str, path: str, query: str, auth: str | None, body: bytes) -> Any:
         form = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(body.decode()).items()}
         with self._lock:
             seen: Record = {"method": method, "path": path, "query": query, "form": form}

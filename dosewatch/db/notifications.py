@@ -109,7 +109,7 @@ def insert_many(conn: DbConn, rows: Sequence[dict[str, Any]], now: datetime) -> 
     return result.rowcount
 
 
-def claim(conn: DbConn, now: datetime, limit: int) -> list[Row]:
+def claim(conn: DbConn, now: datetime, limit: int, lease: timedelta = LEASE) -> list[Row]:
     """Take due rows (pending, or sending with an expired lease) for this dispatcher."""
     return conn.execute(
         "WITH due AS ("
@@ -123,7 +123,7 @@ def claim(conn: DbConn, now: datetime, limit: int) -> list[Row]:
         " FROM due WHERE n.id = due.id"
         # reclaimed: its last claimant's lease ran out mid-send; the provider may have it.
         " RETURNING n.*, due.was = 'sending' AS reclaimed",
-        {"now": now, "until": now + LEASE, "limit": limit},
+        {"now": now, "until": now + lease, "limit": limit},
     ).fetchall()
 
 
@@ -153,6 +153,16 @@ def set_status(
         " claimed_until = NULL, updated_at = %s WHERE id = ANY(%s) RETURNING *",
         (status, error, now, list(ids)),
     ).fetchall()
+
+
+def sids_sent_to(conn: DbConn, number: str, since: datetime) -> list[str]:
+    """Provider ids already recorded for sends to ``number`` since ``since``."""
+    rows = conn.execute(
+        "SELECT DISTINCT provider_sid FROM notifications WHERE to_number = %s"
+        " AND provider_sid IS NOT NULL AND sent_at >= %s",
+        (number, since),
+    ).fetchall()
+    return [r["provider_sid"] for r in rows]
 
 
 def by_provider_sid(conn: DbConn, sid: str) -> list[Row]:
