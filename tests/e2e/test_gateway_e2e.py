@@ -159,7 +159,7 @@ def test_no_event_gives_one_alarm_and_a_late_dose_clears_it(
                 "SELECT action FROM alarm_history WHERE alarm_id = %s ORDER BY id", (alarm["id"],)
             )
         ]
-    assert actions == ["opened", "cleared"]
+    assert actions == ["opened", "escalated", "cleared"]  # the first step runs as it opens
 
 
 def test_device_dose_not_taken_opens_the_alarm_at_once(
