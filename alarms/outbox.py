@@ -33,6 +33,7 @@ from dosewatch.domain.retry import Failure, is_permanent, next_attempt
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
 BUNDLE_MAX = 5
+BUNDLE_WINDOW = timedelta(seconds=60)
 
 
 class Dispatcher:
@@ -44,9 +45,10 @@ class Dispatcher:
         tz: ZoneInfo,
         jitter: Callable[[], float] = random.random,
         lease: timedelta = outbox_sql.LEASE,
+        bundle_window: timedelta = BUNDLE_WINDOW,
     ) -> None:
         self._pool, self._clock, self._notifier, self._tz = pool, clock, notifier, tz
-        self._jitter, self._lease = jitter, lease
+        self._jitter, self._lease, self._bundle_window = jitter, lease, bundle_window
 
     def run(self, batch: int = 200) -> int:
         """Dispatch everything due now; return how many rows were handled."""
@@ -69,9 +71,24 @@ class Dispatcher:
                 bundles[(row["to_number"], row["language"])].append(row)
             else:
                 groups.append([row])
-        for bundle in bundles.values():  # a few alarms per SMS: readable, and one message long
+        for (number, _), bundle in bundles.items():
+            if self._hold(number, bundle):
+                continue
+            # A few alarms per SMS: readable, and one message long.
             groups += [bundle[i : i + BUNDLE_MAX] for i in range(0, len(bundle), BUNDLE_MAX)]
         return groups
+
+    def _hold(self, number: str, bundle: list[Row]) -> bool:
+        """Hold alarm SMS for a nurse who had one less than ``bundle_window`` ago, so that what
+        arrives meanwhile goes out together in one SMS instead of a burst of beeps. The first
+        SMS about a quiet night is never held."""
+        now = self._clock.now()
+        with self._pool.connection() as conn:
+            last = outbox_sql.last_alarm_sms_at(conn, number)
+            if last is None or now - last >= self._bundle_window:
+                return False
+            outbox_sql.postpone(conn, [r["id"] for r in bundle], last + self._bundle_window, now)
+        return True
 
     def _dispatch(self, group: list[Row]) -> None:
         ids = [r["id"] for r in group]

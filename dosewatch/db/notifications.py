@@ -144,6 +144,25 @@ def mark_retry(conn: DbConn, ids: Sequence[int], at: datetime, error: str, now: 
     )
 
 
+def postpone(conn: DbConn, ids: Sequence[int], at: datetime, now: datetime) -> None:
+    """Back to pending until ``at``, without counting an attempt (nothing was tried)."""
+    conn.execute(
+        "UPDATE notifications SET status = 'pending', next_attempt_at = %s,"
+        " attempts = GREATEST(attempts - 1, 0), claimed_until = NULL, updated_at = %s"
+        " WHERE id = ANY(%s) AND status = 'sending'",
+        (at, now, list(ids)),
+    )
+
+
+def last_alarm_sms_at(conn: DbConn, number: str) -> datetime | None:
+    row = conn.execute(
+        "SELECT max(sent_at) AS at FROM notifications WHERE to_number = %s"
+        " AND channel = 'sms' AND purpose = 'alarm' AND sent_at IS NOT NULL",
+        (number,),
+    ).fetchone()
+    return None if row is None else row["at"]
+
+
 def set_status(
     conn: DbConn, ids: Sequence[int], status: str, now: datetime, error: str | None = None
 ) -> list[Row]:

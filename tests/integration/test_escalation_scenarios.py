@@ -14,7 +14,7 @@ from dosewatch.clock import FakeClock
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.domain.retry import Failure
 from tests.helpers import add_dispenser, alarms_of
-from tests.scenario import Scenario, add_team, put_patient_in_team
+from tests.scenario import STOCKHOLM, Scenario, add_team, put_patient_in_team
 
 DUE = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 08:00 in Stockholm, window 45 min
 PRIMARY, LEAD, BACKUP = "+46701111111", "+46702222222", "+46703333333"
@@ -281,3 +281,25 @@ def test_console_only_mode_pages_nobody_and_says_so(pool: ConnectionPool, clock:
         ).fetchall()
     assert {(r["channel"], r["status"]) for r in rows} == {("sms", "skipped")}
     assert all("console-only" in r["last_error"] for r in rows if r["channel"] == "sms")
+
+
+def test_alarms_arriving_soon_after_an_sms_wait_and_go_out_together(
+    pool: ConnectionPool, clock: FakeClock
+) -> None:
+    """08:45 the first alarm's SMS goes at once; 08:46 and 08:47 alarms for the same nurse wait
+    for the 2-minute bundle window after it and go out as one SMS at 08:47."""
+    team_id, _ = add_team(pool, clock.now(), "T", [("Anna", PRIMARY, "sv", "primary")], DAY_SHIFT)
+    for dispenser, window in (("DSP-A", 45), ("DSP-B", 46), ("DSP-C", 47)):
+        patient = add_dispenser(
+            pool, dispenser, clock.now(), doses=[{"time": "08:00", "window_min": window}]
+        )
+        put_patient_in_team(pool, patient, team_id)
+    scenario = Scenario(pool, clock, RecordingNotifier())
+    scenario.dispatcher._bundle_window = timedelta(minutes=2)
+    scenario.run_until(local("08:50"))
+    sms = [s for s in scenario.sent if s.channel == "sms"]
+    assert [(s.at.astimezone(STOCKHOLM).strftime("%H:%M"), s.body.count("OK ")) for s in sms] == [
+        ("08:45", 1),
+        ("08:47", 3),  # two alarms, each with its code, plus the "Svara OK <kod>" line
+    ]
+    assert "Patient of DSP-B" in sms[1].body and "Patient of DSP-C" in sms[1].body
