@@ -22,7 +22,6 @@ from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import escalation as escalation_sql
 from dosewatch.db import notifications as outbox_sql
 from dosewatch.domain.escalation import (
-    DEFAULT_POLICY,
     Channel,
     Next,
     Policy,
@@ -30,6 +29,7 @@ from dosewatch.domain.escalation import (
     Step,
     Target,
     advance,
+    policy_of,
     recipients_for,
     stops,
 )
@@ -100,7 +100,7 @@ def plan_steps(conn: DbConn, alarms: list[dict[str, Any]]) -> list[Planned]:
     rosters: dict[tuple[int | None, datetime], list[dict[str, Any]]] = {}
     plans = []
     for alarm in alarms:
-        policy = _policy(alarm["policy"])
+        policy = policy_of(alarm["policy"])
         step = policy.steps[alarm["step_index"]]
         due = alarm["next_step_at"]
         if step.target is Target.PATIENT_CONTACT:
@@ -196,7 +196,7 @@ def run_reminders(pool: ConnectionPool, clock: Clock, batch: int = 500) -> int:
         now = clock.now()
         rows = escalation_sql.claim_reminders(conn, now, batch)
         for alarm in rows:
-            policy = _policy(alarm["policy"])
+            policy = policy_of(alarm["policy"])
             nurse = (
                 escalation_sql.nurse(conn, alarm["acknowledged_nurse_id"])
                 if alarm["acknowledged_nurse_id"] is not None
@@ -238,7 +238,3 @@ def run_reminders(pool: ConnectionPool, clock: Clock, batch: int = 500) -> int:
                 {"nurse_id": nurse["id"] if nurse else None},
             )
         return len(rows)
-
-
-def _policy(data: dict[str, Any] | None) -> Policy:
-    return DEFAULT_POLICY if data is None else Policy.from_json(data)

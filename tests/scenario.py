@@ -25,6 +25,7 @@ from alarms.outbox import Dispatcher
 from dispenser_sim.messages import event
 from dosewatch.clock import FakeClock
 from gateway.writer import Inbound, write_batch
+from tests.helpers import add_dispenser
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -156,3 +157,24 @@ def add_team(
 def put_patient_in_team(pool: ConnectionPool, patient_id: int, team_id: int) -> None:
     with pool.connection() as conn:
         conn.execute("UPDATE patients SET team_id = %s WHERE id = %s", (team_id, patient_id))
+
+
+def nurse_and_lead_with_a_patient(
+    pool: ConnectionPool,
+    now: datetime,
+    phones: tuple[str, str],
+    shift: tuple[datetime, datetime],
+    dispenser_id: str = "DSP-1",
+) -> int:
+    """The usual cast: Anna (primary) and Lars (lead) on one shift, one patient with the
+    default 08:00 + 20:00 dispenser. Returns the team id."""
+    patient_id = add_dispenser(pool, dispenser_id, now)
+    team_id, _ = add_team(
+        pool,
+        now,
+        "Umeå Norr",
+        [("Anna", phones[0], "sv", "primary"), ("Lars", phones[1], "sv", "lead")],
+        shift,
+    )
+    put_patient_in_team(pool, patient_id, team_id)
+    return team_id

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from dosewatch.db import DbConn
 from dosewatch.db import escalation as escalation_sql
 from dosewatch.db import notifications as outbox_sql
-from dosewatch.domain.escalation import DEFAULT_POLICY, Policy
+from dosewatch.domain.escalation import policy_of
 
 Row = dict[str, Any]
 
@@ -137,7 +137,7 @@ def acknowledge(
     if row is not None:
         add_history(conn, alarm_id, now, "acknowledged", actor, via)
         escalation_sql.stop(conn, alarm_id, now)
-        remind = _policy(row["policy"]).remind_after_ack_min
+        remind = policy_of(row["policy"]).remind_after_ack_min
         if remind is not None:
             conn.execute(
                 "UPDATE alarms SET remind_at = %s WHERE id = %s",
@@ -200,10 +200,6 @@ def stop_and_all_clear(
             to_number=n["to_number"],
             language=n["language"],
         )
-
-
-def _policy(data: dict[str, Any] | None) -> Policy:
-    return DEFAULT_POLICY if data is None else Policy.from_json(data)
 
 
 def get_alarm(conn: DbConn, alarm_id: int) -> Row | None:

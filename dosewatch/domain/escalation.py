@@ -93,6 +93,11 @@ DEFAULT_POLICY = Policy(
 )
 
 
+def policy_of(data: dict[str, Any] | None) -> Policy:
+    """The policy copied onto an alarm; none copied yet means the default."""
+    return DEFAULT_POLICY if data is None else Policy.from_json(data)
+
+
 @dataclass(frozen=True)
 class Position:
     step_index: int

@@ -14,7 +14,13 @@ from dosewatch.clock import FakeClock
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.domain.retry import Failure
 from tests.helpers import add_dispenser, alarms_of
-from tests.scenario import STOCKHOLM, Scenario, add_team, put_patient_in_team
+from tests.scenario import (
+    STOCKHOLM,
+    Scenario,
+    add_team,
+    nurse_and_lead_with_a_patient,
+    put_patient_in_team,
+)
 
 DUE = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 08:00 in Stockholm, window 45 min
 PRIMARY, LEAD, BACKUP = "+46701111111", "+46702222222", "+46703333333"
@@ -29,15 +35,7 @@ def local(hh_mm: str) -> datetime:
 
 @pytest.fixture
 def scenario(pool: ConnectionPool, clock: FakeClock) -> Scenario:
-    patient_id = add_dispenser(pool, "DSP-1", clock.now())
-    team_id, _ = add_team(
-        pool,
-        clock.now(),
-        "Umeå Norr",
-        [("Anna", PRIMARY, "sv", "primary"), ("Lars", LEAD, "sv", "lead")],
-        DAY_SHIFT,
-    )
-    put_patient_in_team(pool, patient_id, team_id)
+    nurse_and_lead_with_a_patient(pool, clock.now(), (PRIMARY, LEAD), DAY_SHIFT)
     return Scenario(pool, clock, RecordingNotifier())
 
 
@@ -102,15 +100,7 @@ def test_acknowledging_stops_the_escalation_at_once(
 def test_a_permanently_failing_number_moves_to_the_next_step_at_once(
     pool: ConnectionPool, clock: FakeClock
 ) -> None:
-    patient_id = add_dispenser(pool, "DSP-1", clock.now())
-    team_id, _ = add_team(
-        pool,
-        clock.now(),
-        "T",
-        [("Anna", PRIMARY, "sv", "primary"), ("Lars", LEAD, "sv", "lead")],
-        DAY_SHIFT,
-    )
-    put_patient_in_team(pool, patient_id, team_id)
+    nurse_and_lead_with_a_patient(pool, clock.now(), (PRIMARY, LEAD), DAY_SHIFT)
     invalid = Failure(400, 21211, "The 'To' number is not a valid phone number.")
     notifier = RecordingNotifier(fail=lambda out: invalid if out.to == PRIMARY else None)
     scenario = Scenario(pool, clock, notifier)

@@ -17,8 +17,8 @@ from twilio.request_validator import RequestValidator
 from alarms.twilio_notifier import TwilioNotifier
 from dashboards.app import create_app
 from dosewatch.clock import FakeClock
-from tests.helpers import add_dispenser, alarms_of
-from tests.scenario import STOCKHOLM, Scenario, add_team, put_patient_in_team
+from tests.helpers import alarms_of
+from tests.scenario import STOCKHOLM, Scenario, nurse_and_lead_with_a_patient
 from tests.twilio_standin import TwilioStandIn
 
 DUE = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 08:00 in Stockholm
@@ -40,15 +40,7 @@ def standin(clock: FakeClock) -> Iterator[TwilioStandIn]:
 
 @pytest.fixture
 def scenario(pool: ConnectionPool, clock: FakeClock, standin: TwilioStandIn) -> Scenario:
-    patient = add_dispenser(pool, "DSP-1", clock.now())
-    team, _ = add_team(
-        pool,
-        clock.now(),
-        "Norr",
-        [("Anna", PRIMARY, "sv", "primary"), ("Lars", LEAD, "sv", "lead")],
-        SHIFT,
-    )
-    put_patient_in_team(pool, patient, team)
+    nurse_and_lead_with_a_patient(pool, clock.now(), (PRIMARY, LEAD), SHIFT)
     notifier = TwilioNotifier(
         standin.account_sid, standin.auth_token, FROM, PUBLIC, api_url=standin.url
     )
