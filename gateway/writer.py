@@ -28,6 +28,7 @@ from dosewatch.db import status as status_sql
 from dosewatch.domain.matching import SlotRef, candidate_range, match_slot
 from dosewatch.domain.protocol import DOSE_EVENT_TYPES, Event, EventType, Status
 from dosewatch.domain.slots import TAKEN_STATES, SlotState, apply_event
+from gateway.batch import store_events
 from gateway.decode import Decoded, Online, Rejection, decode
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,34 @@ def write_batch(
     ids = sorted({d.dispenser_id for _, d in decoded if isinstance(d, Event | Status | Online)})
     with conn.transaction():
         known = registry.known_dispensers(conn, ids) if ids else set()
+        events: list[tuple[Inbound, Decoded]] = []
+        others: list[tuple[Inbound, Decoded]] = []
         for message, item in decoded:
             if isinstance(item, Event | Status | Online) and item.dispenser_id not in known:
                 item = Rejection(f"unknown dispenser {item.dispenser_id!r}", item.dispenser_id)
+            (events if isinstance(item, Event) else others).append((message, item))
+
+        def done(message: Inbound, item: Decoded, outcome: str) -> None:
+            outcomes[outcome] += 1
+            if outcome == "quarantined" and reasons is not None:
+                assert isinstance(item, Rejection)
+                reasons[item.reason] += 1
+            _note_seen(seen, message, item, outcome)
+            tracking.note(message, item, outcome)
+
+        if events:
+            try:
+                with conn.transaction():
+                    stored = store_events(
+                        conn, [(m.received_at, e) for m, e in events if isinstance(e, Event)]
+                    )
+            except Exception:  # a message the database refuses: find it, one savepoint each
+                log.exception("set-based write of %d events failed; one by one", len(events))
+                others = events + others
+            else:
+                for (message, item), outcome in zip(events, stored, strict=True):
+                    done(message, item, outcome)
+        for message, item in others:
             try:
                 with conn.transaction():
                     outcome = _store(conn, message, item)
@@ -133,12 +159,7 @@ def write_batch(
                 if reasons is not None:
                     reasons[reason] += 1
                 continue
-            outcomes[outcome] += 1
-            if outcome == "quarantined" and reasons is not None:
-                assert isinstance(item, Rejection)
-                reasons[item.reason] += 1
-            _note_seen(seen, message, item, outcome)
-            tracking.note(message, item, outcome)
+            done(message, item, outcome)
         now = max(m.received_at for m in batch) if batch else None
         _record_seen(conn, seen, tracking.heartbeats, batch)
         if now is not None:

@@ -44,6 +44,51 @@ def insert_event(
     )
 
 
+def claim_event_ids(conn: DbConn, keys: list[tuple[str, str, datetime]]) -> set[tuple[str, str]]:
+    """Set-based :func:`claim_event_id`: the (dispenser, event_id) pairs seen for the first time.
+
+    ``keys`` must not repeat a pair (the caller drops in-batch repeats first).
+    """
+    if not keys:
+        return set()
+    rows = conn.execute(
+        "INSERT INTO dose_event_keys (dispenser_id, event_id, received_at)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])"
+        " ON CONFLICT DO NOTHING RETURNING dispenser_id, event_id",
+        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+    ).fetchall()
+    return {(r["dispenser_id"], r["event_id"]) for r in rows}
+
+
+def copy_events(conn: DbConn, rows: list[tuple[Event, datetime, int | None, str]]) -> None:
+    """Set-based :func:`insert_event`: (event, received_at, slot_id, match) with COPY."""
+    if not rows:
+        return
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY dose_events (dispenser_id, event_id, seq, type, occurred_at, received_at,"
+            " dose_due_at, doses_left, slot_id, match, payload) FROM STDIN"
+        ) as copy,
+    ):
+        for event, received_at, slot_id, match in rows:
+            copy.write_row(
+                (
+                    event.dispenser_id,
+                    event.event_id,
+                    event.seq,
+                    event.type.value,
+                    event.occurred_at,
+                    received_at,
+                    event.dose_due_at,
+                    event.doses_left,
+                    slot_id,
+                    match,
+                    Jsonb(to_jsonable(event)),
+                )
+            )
+
+
 def list_events(conn: DbConn, dispenser_id: str, limit: int) -> list[dict[str, Any]]:
     return conn.execute(
         "SELECT event_id, seq, type, occurred_at, received_at, dose_due_at, doses_left,"
