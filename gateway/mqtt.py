@@ -57,7 +57,7 @@ class Gateway:
         client_id: str,
         session_expiry_s: int,
         prefer_v5: bool = True,
-        batch_max: int = 500,
+        batch_max: int = 2000,
         batch_delay_s: float = 0.05,
         db_timeout_s: float = 5.0,
     ) -> None:

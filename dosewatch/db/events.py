@@ -8,6 +8,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from dosewatch.db import DbConn
+from dosewatch.db.presence import json_rows
 from dosewatch.domain.protocol import Event, Status, to_jsonable
 
 
@@ -53,9 +54,9 @@ def claim_event_ids(conn: DbConn, keys: list[tuple[str, str, datetime]]) -> set[
         return set()
     rows = conn.execute(
         "INSERT INTO dose_event_keys (dispenser_id, event_id, received_at)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])"
+        " SELECT d, e, r FROM jsonb_to_recordset(%s) AS u(d text, e text, r timestamptz)"
         " ON CONFLICT DO NOTHING RETURNING dispenser_id, event_id",
-        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+        (json_rows([{"d": d, "e": e, "r": r} for d, e, r in keys]),),
     ).fetchall()
     return {(r["dispenser_id"], r["event_id"]) for r in rows}
 

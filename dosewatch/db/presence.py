@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,25 +49,47 @@ def record_seen(
             (ids,),
         )
     }
-    seen_at, samples, offsets, flags = [], [], [], []
+    rows = []
     for d in ids:
         last_received_at, new = samples_by_dispenser[d]
         merged = device_clock.add_samples(stored.get(d, []), new)
         offset = device_clock.estimate(merged)
-        seen_at.append(last_received_at)
-        samples.append(Jsonb(merged))
-        offsets.append(offset)
-        flags.append(device_clock.is_off(offset))
+        rows.append(
+            {
+                "id": d,
+                "seen_at": last_received_at,
+                "samples": merged,
+                "offset_s": offset,
+                "flagged": device_clock.is_off(offset),
+            }
+        )
+    # One JSON document rather than five arrays: psycopg dumps arrays element by element in
+    # Python, which was a third of a 500-message batch's time.
     conn.execute(
         "UPDATE dispenser_presence p SET"
         " last_seen_at = GREATEST(p.last_seen_at, u.seen_at),"  # NULL-safe: GREATEST skips NULL
         " clock_samples = u.samples, clock_offset_s = u.offset_s, clock_flagged = u.flagged,"
         " updated_at = %s"
-        " FROM unnest(%s::text[], %s::timestamptz[], %s::jsonb[], %s::float8[], %s::bool[])"
-        "   AS u(id, seen_at, samples, offset_s, flagged)"
+        " FROM jsonb_to_recordset(%s) AS"
+        "   u(id text, seen_at timestamptz, samples jsonb, offset_s float8, flagged boolean)"
         " WHERE p.dispenser_id = u.id",
-        (now, ids, seen_at, samples, offsets, flags),
+        (now, json_rows(rows)),
     )
+
+
+def json_rows(rows: list[dict[str, Any]]) -> Jsonb:
+    """Rows as one jsonb parameter, for ``jsonb_to_recordset`` (times as RFC 3339 text)."""
+    return Jsonb(rows, dumps=_dumps)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_default, separators=(",", ":"))
+
+
+def _default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def record_online(

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dosewatch.db import DbConn
+from dosewatch.db.presence import json_rows
 from dosewatch.domain.protocol import Event, Status
 from gateway.seqgaps import Gap, SeqState, apply_seqs
 
@@ -74,14 +75,16 @@ def record_seqs(conn: DbConn, seqs_by_dispenser: dict[str, list[int]], now: date
         r["dispenser_id"]
         for r in conn.execute(
             "INSERT INTO dispenser_seq (dispenser_id, min_seq, max_seq, updated_at)"
-            " SELECT id, lo, hi, %s"
-            " FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS u(id, lo, hi)"
+            " SELECT id, lo, hi, %s FROM jsonb_to_recordset(%s) AS u(id text, lo bigint, hi bigint)"
             " ORDER BY id ON CONFLICT (dispenser_id) DO NOTHING RETURNING dispenser_id",
             (
                 now,
-                ids,
-                [min(seqs_by_dispenser[d]) for d in ids],
-                [max(seqs_by_dispenser[d]) for d in ids],
+                json_rows(
+                    [
+                        {"id": d, "lo": min(seqs_by_dispenser[d]), "hi": max(seqs_by_dispenser[d])}
+                        for d in ids
+                    ]
+                ),
             ),
         ).fetchall()
     }
@@ -117,21 +120,21 @@ def record_seqs(conn: DbConn, seqs_by_dispenser: dict[str, list[int]], now: date
     changed_ids = [d for d, _ in changed]
     conn.execute(
         "UPDATE dispenser_seq s SET min_seq = u.lo, max_seq = u.hi, updated_at = %s"
-        " FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS u(id, lo, hi)"
+        " FROM jsonb_to_recordset(%s) AS u(id text, lo bigint, hi bigint)"
         " WHERE s.dispenser_id = u.id",
-        (now, changed_ids, [s.min_seq for _, s in changed], [s.max_seq for _, s in changed]),
+        (now, json_rows([{"id": d, "lo": s.min_seq, "hi": s.max_seq} for d, s in changed])),
     )
     conn.execute("DELETE FROM dispenser_seq_gaps WHERE dispenser_id = ANY(%s)", (changed_ids,))
     flat = [(d, g) for d, s in changed for g in s.gaps]
     if flat:
         conn.execute(
             "INSERT INTO dispenser_seq_gaps (dispenser_id, from_seq, to_seq, detected_at)"
-            " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[])",
+            " SELECT * FROM jsonb_to_recordset(%s)"
+            "   AS u(d text, f bigint, t bigint, at timestamptz)",
             (
-                [d for d, _ in flat],
-                [g.from_seq for _, g in flat],
-                [g.to_seq for _, g in flat],
-                [g.detected_at for _, g in flat],
+                json_rows(
+                    [{"d": d, "f": g.from_seq, "t": g.to_seq, "at": g.detected_at} for d, g in flat]
+                ),
             ),
         )
     return opened
@@ -170,17 +173,16 @@ def record_supply(conn: DbConn, supply: Supply, now: datetime) -> None:
     conn.execute(
         "INSERT INTO dispenser_supply AS s (dispenser_id, doses_left, doses_left_at, source,"
         " updated_at)"
-        " SELECT id, n, at, src, %s FROM unnest(%s::text[], %s::int[], %s::timestamptz[],"
-        " %s::text[]) AS u(id, n, at, src) ORDER BY id"
+        " SELECT id, n, at, src, %s"
+        " FROM jsonb_to_recordset(%s) AS u(id text, n int, at timestamptz, src text) ORDER BY id"
         " ON CONFLICT (dispenser_id) DO UPDATE SET doses_left = excluded.doses_left,"
         " doses_left_at = excluded.doses_left_at, source = excluded.source,"
         " updated_at = excluded.updated_at WHERE s.doses_left_at <= excluded.doses_left_at",
         (
             now,
-            ids,
-            [supply[d][1] for d in ids],
-            [supply[d][0] for d in ids],
-            [supply[d][2] for d in ids],
+            json_rows(
+                [{"id": d, "n": supply[d][1], "at": supply[d][0], "src": supply[d][2]} for d in ids]
+            ),
         ),
     )
 
