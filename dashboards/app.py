@@ -10,8 +10,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import ConnectionPool
 
 from dashboards.api import router
+from dashboards.console_api import router as console_router
 from dashboards.health import router as health_router
+from dashboards.pages import router as pages_router
+from dashboards.pages import static_files
 from dashboards.schedules_api import router as schedules_router
+from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
 from dashboards.twilio_hooks import twilio_router
 from dosewatch import __version__
@@ -40,6 +44,10 @@ def create_app(
     app.state.default_timezone = default_timezone
     app.state.sweep_interval_s = sweep_interval_s
     app.state.notifications = notifications  # "twilio" or "console-only"
+    app.include_router(stream_router)  # before /alarms/{alarm_id}
+    app.include_router(console_router)
+    app.include_router(pages_router)  # before the placeholder home page below
+    app.mount("/static", static_files(), name="static")
     app.include_router(router)
     app.include_router(schedules_router)
     app.include_router(teams_router)
