@@ -88,6 +88,13 @@ def test_sign_in_live_alarm_acknowledge_resolve(
     assert page.url.endswith("/console")
     page.wait_for_selector("body[data-loaded='1000']", timeout=20_000)
     assert page.locator("#alarms > li").count() == 1000
+    # Sound: blocked until the user interacts (a prominent banner says so), then it plays.
+    if page.evaluate("AlarmSound.state()") != "running":
+        assert page.locator("#sound-banner").is_visible()
+        page.click("#sound-banner")
+    page.wait_for_function("AlarmSound.state() === 'running' && AlarmSound.beeps() > 0")
+    assert page.locator("#sound-banner").is_hidden()
+    assert page.evaluate("AlarmSound.playing()")
 
     # The dispenser reports the 08:00 dose as not taken, over MQTT: the gateway opens the alarm.
     clock.set(DUE + timedelta(minutes=30))
@@ -202,6 +209,12 @@ def test_screenshots(
     page.locator("#detail #ack").wait_for()
     assert words[0] in page.inner_text("#detail")
     screenshot(page, f"console-{lang}")
+    page.goto(f"{web}/handover")
+    page.locator("#handover .block").first.wait_for()
+    assert ("Fortfarande öppna (12)" if lang == "sv" else "Still open (12)") in page.inner_text(
+        "#handover"
+    )
+    screenshot(page, f"handover-{lang}")
 
     page = new_page(locale)
     sign_in(page, web, "per", "/worklist")
