@@ -29,7 +29,7 @@ def sweep_device_alarms(pool: ConnectionPool, clock: Clock, cfg: Settings | None
         # Serialise device sweeps: two at once would only contend for the same rows.
         conn.execute("SELECT pg_advisory_xact_lock(7421)")
         changed += len(device_sql.open_occurrences(conn, now, LOOKBACK))
-        for snap in device_sql.snapshots(conn, now):
+        for snap in device_sql.snapshots(conn, now, cfg.offline_after):
             holding = {c.kind: c for c in conditions(snap, now, cfg)}
             open_now = device_sql.open_device_alarms(conn, snap.dispenser_id)
             for kind, condition in holding.items():

@@ -21,7 +21,9 @@ from alarms.notifier import Notifier
 from alarms.outbox import Dispatcher
 from dosewatch.clock import Clock
 from dosewatch.db import health as health_sql
+from dosewatch.db import presence as presence_sql
 from dosewatch.db import schedules as slot_sql
+from dosewatch.domain.device_alarms import Settings as DeviceSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,12 @@ def plan_slots(pool: ConnectionPool, clock: Clock, horizon: timedelta) -> int:
     now = clock.now()
     with pool.connection() as conn, conn.transaction():
         return slot_sql.plan_all(conn, now, now + horizon)
+
+
+def mark_offline(pool: ConnectionPool, clock: Clock, after: timedelta) -> list[str]:
+    """Heartbeat presence: dispensers silent for ``after`` are recorded as offline."""
+    with pool.connection() as conn, conn.transaction():
+        return list(presence_sql.mark_silent_offline(conn, clock.now(), after))
 
 
 def recorded(job: str, pool: ConnectionPool, clock: Clock, work: Callable[[], object]) -> None:
@@ -47,16 +55,22 @@ def start_scheduler(
     horizon: timedelta,
     notifier: Notifier | None = None,
     tz: ZoneInfo | None = None,
+    offline_after: timedelta = timedelta(minutes=15),
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     dispatcher = Dispatcher(pool, clock, notifier, tz or ZoneInfo("Europe/Stockholm"))
+    device_cfg = DeviceSettings(offline_after=offline_after)
     # coalesce + max_instances=1: a slow run is never stacked; the next one catches up.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     jobs: dict[str, tuple[Callable[[], object], float]] = {
-        "sweep": (lambda: sweep_missed_doses(pool, clock), sweep_interval_s),
+        "sweep": (
+            lambda: sweep_missed_doses(pool, clock, offline_after=offline_after),
+            sweep_interval_s,
+        ),
         "escalate": (lambda: run_escalations(pool, clock), sweep_interval_s),
         "remind": (lambda: run_reminders(pool, clock), 30.0),
-        "device": (lambda: sweep_device_alarms(pool, clock), 30.0),
+        "device": (lambda: sweep_device_alarms(pool, clock, device_cfg), 30.0),
+        "presence": (lambda: mark_offline(pool, clock, offline_after), 60.0),
         "dispatch": (dispatcher.run, min(2.0, sweep_interval_s)),
         "plan": (lambda: plan_slots(pool, clock, horizon), 600.0),
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg_pool import ConnectionPool
@@ -28,13 +28,19 @@ from dosewatch.domain.escalation import DEFAULT_POLICY
 log = logging.getLogger(__name__)
 
 
-def sweep_missed_doses(pool: ConnectionPool, clock: Clock, batch: int = 1000) -> list[int]:
-    """Close every pending slot whose window has passed; return the ids of alarms opened."""
+def sweep_missed_doses(
+    pool: ConnectionPool,
+    clock: Clock,
+    batch: int = 1000,
+    offline_after: timedelta = alarm_sql.OFFLINE_AFTER,
+) -> list[int]:
+    """Close every pending slot whose window has passed; return the ids of alarms opened.
+    A dispenser silent for ``offline_after`` counts as offline (the slot becomes unknown)."""
     opened: list[int] = []
     while True:
         with pool.connection() as conn, conn.transaction():
             now = clock.now()
-            closed = alarm_sql.close_due_slots(conn, now, limit=batch)
+            closed = alarm_sql.close_due_slots(conn, now, batch, offline_after)
             opened += open_alarms(conn, closed, now)
         if len(closed) < batch:
             break

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     plan_horizon_h: int = Field(default=48, ge=24, le=24 * 14)
     # A dispenser with no status heartbeat for this long is offline (mark_silent_offline).
     offline_after_min: float = Field(default=15.0, gt=0)
+    # A gateway running on its own serves its Prometheus metrics here (unset: not served; in
+    # `dosewatch run` they are at /metrics/gateway on the web app).
+    gateway_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # The broker's password file that `dosewatch dispenser provision` adds devices to.
     mqtt_password_file: str | None = None
     # Twilio (SMS and voice calls). All unset = console-only mode: nobody is paged, and start-up

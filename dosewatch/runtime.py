@@ -82,6 +82,10 @@ def start_gateway(rt: Runtime) -> Any:
         prefer_v5=rt.prefer_v5,
     )
     gw.start()
+    if rt.settings.gateway_metrics_port is not None:
+        from gateway import metrics
+
+        metrics.serve(rt.settings.gateway_metrics_port)
     return gw
 
 
@@ -98,6 +102,7 @@ def start_alarm_jobs(rt: Runtime) -> Any:
         horizon=rt.horizon,
         notifier=notifier_from_settings(rt.settings),  # None (and a loud warning): console-only
         tz=ZoneInfo(rt.settings.timezone),
+        offline_after=timedelta(minutes=rt.settings.offline_after_min),
     )
 
 
@@ -117,6 +122,9 @@ def serve_web(rt: Runtime) -> None:
         twilio_auth_token=token.get_secret_value() if token else None,
         public_url=rt.settings.public_url,
     )
+    from gateway import metrics
+
+    app.mount("/metrics/gateway", metrics.asgi_app())  # the gateway's, when it runs here
     log.info(
         "web app on http://%s:%d/ (API docs at /docs)", rt.settings.http_host, rt.settings.http_port
     )

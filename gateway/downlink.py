@@ -115,3 +115,21 @@ def on_schedule_changed(
     with conn.transaction():
         status_sql.record_config_published(conn, dispenser_id, version, now)
     return version
+
+
+def publish_pending(conn: DbConn, client: mqtt.Client, now: datetime) -> list[str]:
+    """Publish every config not yet published for its dispenser's current schedule version.
+
+    This is how a schedule saved by any process (the web app has no MQTT client) reaches the
+    device: the gateway runs it every few seconds. The published version is durable state, so
+    a restart or a failed publish just means the next run tries again.
+    """
+    done = []
+    for dispenser_id in status_sql.configs_to_publish(conn):
+        try:
+            on_schedule_changed(conn, client, dispenser_id, now)
+        except DownlinkError as exc:
+            log.warning("config for %s not published yet: %s", dispenser_id, exc)
+            continue
+        done.append(dispenser_id)
+    return done

@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 from dosewatch.clock import Clock
 from dosewatch.config import MqttUrl
 from dosewatch.domain.protocol import TOPIC_ROOT
-from gateway import metrics
+from gateway import downlink, metrics
 from gateway.connection import connect_client
 from gateway.writer import Inbound, write_batch
 
@@ -60,8 +60,10 @@ class Gateway:
         batch_max: int = 2000,
         batch_delay_s: float = 0.05,
         db_timeout_s: float = 5.0,
+        downlink_interval_s: float | None = 5.0,
     ) -> None:
         self._prefer_v5 = prefer_v5
+        self._downlink_interval_s = downlink_interval_s
         self._url, self._pool, self._clock = url, pool, clock
         self._client_id, self._session_expiry_s = client_id, session_expiry_s
         self._batch_max, self._batch_delay_s = batch_max, batch_delay_s
@@ -93,6 +95,20 @@ class Gateway:
             subscriptions=SUBSCRIPTIONS,
         )
         self._ready.set()
+        if self._downlink_interval_s is not None:
+            threading.Thread(
+                target=self._downlink_loop, name="gateway-downlink", daemon=True
+            ).start()
+
+    def _downlink_loop(self) -> None:
+        """Publish configs for schedules saved anywhere (see downlink.publish_pending)."""
+        assert self._downlink_interval_s is not None and self._client is not None
+        while not self._stopping.wait(self._downlink_interval_s):
+            try:
+                with self._pool.connection(timeout=self._db_timeout_s) as conn:
+                    downlink.publish_pending(conn, self._client, self._clock.now())
+            except Exception:  # the database or broker is away: the next round tries again
+                log.exception("config down-link round failed")
 
     def stop(self) -> None:
         self._stopping.set()

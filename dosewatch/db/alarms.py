@@ -61,10 +61,12 @@ FROM closed c JOIN teams t ON t.slot_id = c.id LEFT JOIN policies pol ON pol.tea
 OFFLINE_AFTER = timedelta(minutes=15)
 
 
-def close_due_slots(conn: DbConn, now: datetime, limit: int = 1000) -> list[Row]:
+def close_due_slots(
+    conn: DbConn, now: datetime, limit: int = 1000, offline_after: timedelta = OFFLINE_AFTER
+) -> list[Row]:
     """Close pending slots whose window has passed (missed or unknown); the caller opens one
     alarm per row (see :mod:`alarms.missed`)."""
-    params = {"now": now, "limit": limit, "stale": now - OFFLINE_AFTER}
+    params = {"now": now, "limit": limit, "stale": now - offline_after}
     return conn.execute(_CLOSE_DUE_SLOTS, params).fetchall()
 
 

@@ -58,8 +58,10 @@ LEFT JOIN LATERAL (
 """
 
 
-def snapshots(conn: DbConn, now: datetime) -> list[Snapshot]:
-    rows = conn.execute(_SNAPSHOT, {"now": now, "stale": now - OFFLINE_AFTER}).fetchall()
+def snapshots(
+    conn: DbConn, now: datetime, offline_after: timedelta = OFFLINE_AFTER
+) -> list[Snapshot]:
+    rows = conn.execute(_SNAPSHOT, {"now": now, "stale": now - offline_after}).fetchall()
     out = []
     for r in rows:
         empty_at = None

@@ -311,3 +311,16 @@ def config_out_of_date(conn: DbConn, now: datetime, after: timedelta) -> list[Ro
         " ORDER BY cur.created_at, cur.dispenser_id",
         (now - after,),
     ).fetchall()
+
+
+def configs_to_publish(conn: DbConn, limit: int = 200) -> list[str]:
+    """Dispensers whose current schedule version has not been published as their config."""
+    rows = conn.execute(
+        "SELECT cur.dispenser_id FROM (SELECT DISTINCT ON (dispenser_id) dispenser_id, version"
+        "   FROM schedules ORDER BY dispenser_id, version DESC) cur"
+        " LEFT JOIN dispenser_config_state c ON c.dispenser_id = cur.dispenser_id"
+        " WHERE c.published_version IS DISTINCT FROM cur.version"
+        " ORDER BY cur.dispenser_id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [r["dispenser_id"] for r in rows]

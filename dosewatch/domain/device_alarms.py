@@ -45,6 +45,7 @@ class Settings:
     offline_horizon: timedelta = timedelta(hours=2)  # alarm if offline and a dose is due within
     power_lost_after: timedelta = timedelta(minutes=30)
     schedule_apply_within: timedelta = timedelta(minutes=30)
+    offline_after: timedelta = timedelta(minutes=15)  # silence that counts as offline
 
 
 @dataclass(frozen=True)
