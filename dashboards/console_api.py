@@ -16,6 +16,7 @@ from dashboards.deps import Db, Now, not_found
 from dashboards.web_principal import (
     CurrentPrincipal,
     actor,
+    audit_check,
     audit_open,
     require_role,
     team_scope,
@@ -141,7 +142,10 @@ def put_district(
 
 
 @router.get("/dispensers/{dispenser_id}/refills")
-def list_refills(dispenser_id: str, conn: Db, principal: Principal) -> list[dict[str, Any]]:
+def list_refills(
+    dispenser_id: str, request: Request, conn: Db, principal: Principal
+) -> list[dict[str, Any]]:
+    audit_check(request, conn, principal, "dispenser", dispenser_id)
     if console_sql.dispenser_in_scope(conn, team_scope(principal), dispenser_id) is None:
         raise not_found(f"dispenser {dispenser_id!r}")
     return status_sql.refills(conn, dispenser_id)
@@ -158,6 +162,7 @@ def record_refill(
 ) -> dict[str, Any]:
     """Record a refill done on a round: who, when, how many doses; doses left goes up."""
     require_role(principal, "pharmacist", "nurse", "admin")
+    audit_check(request, conn, principal, "dispenser", dispenser_id)
     if console_sql.dispenser_in_scope(conn, team_scope(principal), dispenser_id) is None:
         raise not_found(f"dispenser {dispenser_id!r}")
     return console_sql.record_refill(

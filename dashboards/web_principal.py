@@ -55,15 +55,30 @@ def require_role(principal: Any, *roles: str) -> None:
         raise HTTPException(403, f"the {principal.role} role may not do this")
 
 
+def _access(request: Request, conn: Any, principal: Any) -> Any | None:
+    if principal is None:
+        return None
+    try:
+        from dashboards.access import Access
+    except ImportError:
+        return None
+    return Access(request, conn, principal)
+
+
 def audit_open(
     request: Request, conn: Any, principal: Any, kind: str, object_id: int | str
 ) -> None:
     """The sign-in module's check and audit of opening a record: 404 (audited ``denied``) for
     another team's record, ``open`` in the audit log otherwise."""
-    if principal is None:
-        return
-    try:
-        from dashboards.access import Access
-    except ImportError:
-        return
-    Access(request, conn, principal).open(kind, object_id)
+    access = _access(request, conn, principal)
+    if access is not None:
+        access.open(kind, object_id)
+
+
+def audit_check(
+    request: Request, conn: Any, principal: Any, kind: str, object_id: int | str
+) -> None:
+    """The same check without an ``open`` entry (a record not opened, e.g. refill history)."""
+    access = _access(request, conn, principal)
+    if access is not None:
+        access.check(kind, object_id)
