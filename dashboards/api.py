@@ -1,72 +1,146 @@
-"""The JSON API, ``/api/v1``. Routes are thin: parse, call the SQL layer, shape the answer."""
+"""The JSON API, ``/api/v1``. Routes are thin: parse, call the SQL layer, shape the answer.
+
+Each route names the roles it allows and goes through :mod:`dashboards.access` for the caller's
+team (another team's record is a 404, audited ``denied``) and the audit trail."""
 
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, HTTPException, Query
 
 from dashboards import schemas
+from dashboards import team_schemas as ts
+from dashboards.access import Access, Admin, AlarmAction, AnyRole, Care, Oversight
 from dashboards.deps import Db, Now, dispenser_or_404, not_found, raise_
+from dashboards.teams_api import Actor
 from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import events as event_sql
 from dosewatch.db import notifications as outbox_sql
 from dosewatch.db import presence as presence_sql
 from dosewatch.db import quarantine as quarantine_sql
+from dosewatch.db import scope as scope_sql
+from dosewatch.db import teams as team_sql
 from dosewatch.domain.alarms import AlarmState
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 MAX_SLOT_RANGE = timedelta(days=62)
 
 
 @router.post("/patients", status_code=201, response_model=schemas.Patient)
-def create_patient(body: schemas.PatientIn, conn: Db) -> dict:
-    return registry.create_patient(conn, **body.model_dump())
+def create_patient(body: schemas.PatientIn, conn: Db, acc: Admin) -> dict:
+    row = registry.create_patient(conn, **body.model_dump())
+    acc.log("create", "patient", row["id"])
+    return row
 
 
 @router.get("/patients/{patient_id}", response_model=schemas.Patient)
-def get_patient(patient_id: int, conn: Db) -> dict:
+def get_patient(patient_id: int, conn: Db, acc: AnyRole) -> dict:
+    acc.open("patient", patient_id)
     return registry.get_patient(conn, patient_id) or raise_(not_found(f"patient {patient_id}"))
 
 
+@router.put("/patients/{patient_id}/team", response_model=schemas.Patient)
+def put_patient_team(
+    patient_id: int, body: ts.PatientTeamIn, conn: Db, acc: Admin, actor: Actor = "api"
+) -> dict[str, Any]:
+    """Alarms opened from now on page this team; open alarms keep the team they started with."""
+    if registry.get_patient(conn, patient_id) is None:
+        raise not_found(f"patient {patient_id}")
+    if body.team_id is not None and team_sql.get_team(conn, body.team_id) is None:
+        raise HTTPException(422, f"team_id: team {body.team_id} does not exist")
+    team_sql.set_patient_team(conn, patient_id, body.team_id)
+    acc.log("update", "patient", patient_id, team_id=body.team_id)
+    log.info("patient %s moved to team %s by %s", patient_id, body.team_id, acc.claimed(actor))
+    return registry.get_patient(conn, patient_id) or raise_(not_found(f"patient {patient_id}"))
+
+
+def _contact(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "sms_consent": row["contact_sms_consent_at"] is not None}
+
+
+@router.get("/patients/{patient_id}/contact", response_model=ts.PatientContact)
+def get_patient_contact(patient_id: int, conn: Db, acc: Care) -> dict[str, Any]:
+    acc.open("patient_contact", patient_id)
+    row = team_sql.get_patient_contact(conn, patient_id)
+    return _contact(row or raise_(not_found(f"patient {patient_id}")))
+
+
+@router.put("/patients/{patient_id}/contact", response_model=ts.PatientContact)
+def put_patient_contact(
+    patient_id: int,
+    body: ts.PatientContactIn,
+    conn: Db,
+    clk: Now,
+    acc: Admin,
+    actor: Actor = "api",
+) -> dict[str, Any]:
+    """The number for the optional first escalation step (an SMS reminder to the patient or a
+    relative), which is sent only while consent is recorded."""
+    row = team_sql.set_patient_contact(
+        conn, patient_id, phone=body.contact_phone, consent=body.sms_consent, now=clk.now()
+    )
+    if row is None:
+        raise not_found(f"patient {patient_id}")
+    acc.log("update", "patient_contact", patient_id, sms_consent=body.sms_consent)
+    by = acc.claimed(actor)
+    log.info("patient %s contact set by %s (consent %s)", patient_id, by, body.sms_consent)
+    return _contact(row)
+
+
 @router.post("/dispensers", status_code=201, response_model=schemas.Dispenser)
-def create_dispenser(body: schemas.DispenserIn, conn: Db) -> dict:
+def create_dispenser(body: schemas.DispenserIn, conn: Db, acc: Admin) -> dict:
     if registry.get_patient(conn, body.patient_id) is None:
         raise HTTPException(422, f"patient {body.patient_id} does not exist")
     try:
         with conn.transaction():
-            return registry.create_dispenser(conn, dispenser_id=body.id, patient_id=body.patient_id)
+            row = registry.create_dispenser(conn, dispenser_id=body.id, patient_id=body.patient_id)
     except psycopg.errors.UniqueViolation:
         raise HTTPException(409, f"dispenser {body.id!r} already exists") from None
+    acc.log("create", "dispenser", row["id"], patient_id=body.patient_id)
+    return row
 
 
 @router.get("/dispensers/{dispenser_id}", response_model=schemas.DispenserDetail)
-def get_dispenser(dispenser_id: str, conn: Db) -> dict:
+def get_dispenser(dispenser_id: str, conn: Db, acc: AnyRole) -> dict:
+    acc.open("dispenser", dispenser_id)
     row = dispenser_or_404(conn, dispenser_id)
     return {**row, "presence": presence_sql.get_presence(conn, dispenser_id) or {}}
 
 
 @router.get("/dispensers/{dispenser_id}/events", response_model=list[schemas.DoseEvent])
 def get_events(
-    dispenser_id: str, conn: Db, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    dispenser_id: str,
+    conn: Db,
+    acc: AnyRole,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict]:
-    dispenser_or_404(conn, dispenser_id)
+    acc.check("dispenser", dispenser_id)
     return event_sql.list_events(conn, dispenser_id, limit)
 
 
 @router.get("/alarms", response_model=list[schemas.Alarm])
 def list_alarms(
-    conn: Db, state: AlarmState | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    conn: Db,
+    acc: Care,
+    state: AlarmState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict]:
-    return alarm_sql.list_alarms(conn, state=state.value if state else None, limit=limit)
+    """Alarms of the caller's team (every team for managers and admins), newest first."""
+    return scope_sql.list_alarms(
+        conn, team_id=acc.team_scope, state=state.value if state else None, limit=limit
+    )
 
 
 @router.get("/alarms/{alarm_id}", response_model=schemas.AlarmDetail)
-def get_alarm(alarm_id: int, conn: Db) -> dict:
+def get_alarm(alarm_id: int, conn: Db, acc: Care) -> dict:
+    acc.open("alarm", alarm_id)
     row = alarm_sql.get_alarm(conn, alarm_id) or raise_(not_found(f"alarm {alarm_id}"))
     return {
         **row,
@@ -77,25 +151,37 @@ def get_alarm(alarm_id: int, conn: Db) -> dict:
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=schemas.Alarm)
 def acknowledge(
-    alarm_id: int, conn: Db, clk: Now, body: schemas.AcknowledgeIn | None = None
+    alarm_id: int, conn: Db, clk: Now, acc: AlarmAction, body: schemas.AcknowledgeIn | None = None
 ) -> dict:
+    acc.check("alarm", alarm_id)
     by, nurse_id = (body.by, body.nurse_id) if body else ("api", None)
-    row = alarm_sql.acknowledge(conn, alarm_id, clk.now(), by, "api", nurse_id=nurse_id)
-    return row or raise_(_conflict_or_404(conn, alarm_id))
+    by = acc.claimed(by)
+    row = alarm_sql.acknowledge(conn, alarm_id, clk.now(), by, _via(acc), nurse_id=nurse_id)
+    row = row or raise_(_conflict_or_404(conn, alarm_id))
+    acc.log("acknowledge", "alarm", alarm_id, by=by)
+    return row
 
 
 @router.post("/alarms/{alarm_id}/resolve", response_model=schemas.Alarm)
-def resolve(alarm_id: int, body: schemas.ResolveIn, conn: Db, clk: Now) -> dict:
+def resolve(alarm_id: int, body: schemas.ResolveIn, conn: Db, clk: Now, acc: AlarmAction) -> dict:
+    acc.check("alarm", alarm_id)
+    by = acc.claimed(body.by)
     row = alarm_sql.resolve(
-        conn, alarm_id, clk.now(), body.by, "api", body.outcome.value, body.note, body.nurse_id
+        conn, alarm_id, clk.now(), by, _via(acc), body.outcome.value, body.note, body.nurse_id
     )
-    return row or raise_(_conflict_or_404(conn, alarm_id))
+    row = row or raise_(_conflict_or_404(conn, alarm_id))
+    acc.log("resolve", "alarm", alarm_id, by=by, outcome=body.outcome.value)
+    return row
 
 
 @router.get("/quarantine", response_model=list[schemas.QuarantineItem])
 def list_quarantine(
-    conn: Db, dispenser_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    conn: Db,
+    _acc: Oversight,
+    dispenser_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict]:
+    """Raw device messages that were refused (managers and admins)."""
     rows = quarantine_sql.list_quarantine(conn, limit=limit, dispenser_id=dispenser_id)
     return [
         {
@@ -112,6 +198,12 @@ def _text(raw: bytes) -> str | None:
         return bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _via(acc: Access) -> str:
+    """How an alarm action came in, for its history: the console (a signed-in user) or the API
+    (a token)."""
+    return "console" if acc.principal.kind == "user" else "api"
 
 
 def _conflict_or_404(conn: DbConn, alarm_id: int) -> HTTPException:

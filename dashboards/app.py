@@ -9,7 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import ConnectionPool
 
+from dashboards import auth
 from dashboards.api import router
+from dashboards.auth_api import api as users_audit_router
+from dashboards.auth_api import router as auth_router
 from dashboards.console_api import router as console_router
 from dashboards.health import router as health_router
 from dashboards.pages import router as pages_router
@@ -52,6 +55,9 @@ def create_app(
     app.include_router(schedules_router)
     app.include_router(teams_router)
     app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(users_audit_router)
+    auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller
     app.include_router(twilio_router(twilio_auth_token, public_url))
 
     @app.exception_handler(RequestValidationError)

@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Any, NoReturn
 
+import psycopg
 from fastapi import Depends, HTTPException, Request, status
 
 from dosewatch.clock import Clock
-from dosewatch.db import DbConn, registry
+from dosewatch.db import DbConn, audit, registry
+
+log = logging.getLogger(__name__)
 
 
 def db(request: Request) -> Iterator[DbConn]:
-    with request.app.state.pool.connection() as conn, conn.transaction():
-        yield conn
+    """One transaction per request. Audit rows that must outlive a failed request (a denied
+    cross-team read answers 404 and rolls back) are written after it, in their own."""
+    deferred: list[audit.Entry] = []
+    request.state.audit_deferred = deferred
+    with request.app.state.pool.connection() as conn:
+        try:
+            with conn.transaction():
+                yield conn
+        finally:
+            if deferred:
+                try:
+                    with conn.transaction():
+                        for entry in deferred:
+                            audit.record(conn, entry)
+                except psycopg.Error:
+                    log.exception("could not write %d audit row(s)", len(deferred))
 
 
 def clock(request: Request) -> Clock:
     return request.app.state.clock  # type: ignore[no-any-return]
 
 
-Db = Annotated[DbConn, Depends(db)]
+# scope="function": the transaction commits (or rolls back) when the route returns, before the
+# response is sent, so a client never sees a success that is not yet committed.
+Db = Annotated[DbConn, Depends(db, scope="function")]
 Now = Annotated[Clock, Depends(clock)]
 
 

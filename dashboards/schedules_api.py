@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from dashboards import schemas
-from dashboards.deps import Db, Now, dispenser_or_404, not_found, raise_
+from dashboards.access import Admin, AnyRole
+from dashboards.deps import Db, Now, not_found, raise_
 from dosewatch.db import DbConn
 from dosewatch.db import absences as absence_sql
 from dosewatch.db import schedules as schedule_sql
@@ -53,14 +54,19 @@ def _planned_json(planned: list[Planned]) -> list[dict[str, Any]]:
 
 @router.put("/dispensers/{dispenser_id}/schedule", response_model=schemas.SchedulePut)
 def put_schedule(
-    dispenser_id: str, body: schemas.ScheduleIn, conn: Db, clk: Now, request: Request
+    dispenser_id: str,
+    body: schemas.ScheduleIn,
+    conn: Db,
+    clk: Now,
+    request: Request,
+    acc: Admin,
 ) -> dict[str, Any]:
     """Store a new version, effective now or from ``effective_from``, and re-plan at once.
 
     Slots due before the change keep their state; later ones are planned from the new version
     (a dose due in two minutes is watched). The answer previews the next 7 days.
     """
-    dispenser_or_404(conn, dispenser_id)
+    acc.check("dispenser", dispenser_id)
     now = clk.now()
     effective = body.effective_from or now
     if effective < now - EFFECTIVE_SLACK:
@@ -75,9 +81,10 @@ def put_schedule(
         valid_from=body.valid_from,
         valid_until=body.valid_until,
         effective_from=max(effective, now),
-        created_by=body.changed_by,
+        created_by=acc.claimed(body.changed_by),
         now=now,
     )
+    acc.log("create", "schedule", dispenser_id, version=row["version"])
     schedule_sql.replan(
         conn, dispenser_id, now, now + request.app.state.horizon, since=row["effective_from"]
     )
@@ -87,15 +94,15 @@ def put_schedule(
 
 
 @router.get("/dispensers/{dispenser_id}/schedule", response_model=schemas.Schedule)
-def get_schedule(dispenser_id: str, conn: Db) -> dict[str, Any]:
-    dispenser_or_404(conn, dispenser_id)
+def get_schedule(dispenser_id: str, conn: Db, acc: AnyRole) -> dict[str, Any]:
+    acc.check("dispenser", dispenser_id)
     row = schedule_sql.current_schedule(conn, dispenser_id)
     return row or raise_(not_found(f"a schedule for dispenser {dispenser_id!r}"))
 
 
 @router.get("/dispensers/{dispenser_id}/schedule/history", response_model=list[schemas.Schedule])
-def schedule_history(dispenser_id: str, conn: Db) -> list[dict[str, Any]]:
-    dispenser_or_404(conn, dispenser_id)
+def schedule_history(dispenser_id: str, conn: Db, acc: AnyRole) -> list[dict[str, Any]]:
+    acc.check("dispenser", dispenser_id)
     return schedule_sql.history(conn, dispenser_id)
 
 
@@ -104,11 +111,12 @@ def schedule_preview(
     dispenser_id: str,
     conn: Db,
     clk: Now,
+    acc: AnyRole,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Slots the schedule versions and absences plan for any period (≤ 62 days); stores nothing."""
-    dispenser_or_404(conn, dispenser_id)
+    acc.check("dispenser", dispenser_id)
     start, end = _range(clk.now(), from_, to)
     return _planned_json(schedule_sql.preview(conn, dispenser_id, start, end))
 
@@ -118,20 +126,26 @@ def get_slots(
     dispenser_id: str,
     conn: Db,
     clk: Now,
+    acc: AnyRole,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    dispenser_or_404(conn, dispenser_id)
+    acc.check("dispenser", dispenser_id)
     start, end = _range(clk.now(), from_, to)
     return schedule_sql.list_slots(conn, dispenser_id, start, end)
 
 
 @router.post("/dispensers/{dispenser_id}/absences", status_code=201, response_model=schemas.Absence)
 def create_absence(
-    dispenser_id: str, body: schemas.AbsenceIn, conn: Db, clk: Now, request: Request
+    dispenser_id: str,
+    body: schemas.AbsenceIn,
+    conn: Db,
+    clk: Now,
+    request: Request,
+    acc: Admin,
 ) -> dict[str, Any]:
     """Pause a dispenser: its slots in the period become ``suspended`` (no alarm)."""
-    dispenser_or_404(conn, dispenser_id)
+    acc.check("dispenser", dispenser_id)
     now = clk.now()
     if body.ends_at <= now:
         raise HTTPException(422, "the absence is already over (ends_at is in the past)")
@@ -141,32 +155,41 @@ def create_absence(
         starts_at=body.starts_at,
         ends_at=body.ends_at,
         reason=body.reason,
-        by=body.by,
+        by=acc.claimed(body.by),
         now=now,
     )
+    acc.log("create", "absence", row["id"], dispenser_id=dispenser_id)
     _suspend_or_replan(conn, dispenser_id, now, request, since=body.starts_at)
     return row
 
 
 @router.post("/absences/{absence_id}/end", response_model=schemas.Absence)
 def end_absence(
-    absence_id: int, conn: Db, clk: Now, request: Request, body: schemas.AbsenceEnd | None = None
+    absence_id: int,
+    conn: Db,
+    clk: Now,
+    request: Request,
+    acc: Admin,
+    body: schemas.AbsenceEnd | None = None,
 ) -> dict[str, Any]:
     """End a pause early; the rest of its period is planned as usual again."""
+    acc.check("absence", absence_id)
     now = clk.now()
-    row = absence_sql.end_early(conn, absence_id, by=body.by if body else "api", now=now)
+    by = acc.claimed(body.by if body else None)
+    row = absence_sql.end_early(conn, absence_id, by=by, now=now)
     if row is None:
         existing = absence_sql.get(conn, absence_id)
         if existing is None:
             raise not_found(f"absence {absence_id}")
         raise HTTPException(409, f"absence {absence_id} has already ended")
     _suspend_or_replan(conn, row["dispenser_id"], now, request, since=now)
+    acc.log("update", "absence", absence_id, ended_early=True)
     return row
 
 
 @router.get("/dispensers/{dispenser_id}/absences", response_model=list[schemas.Absence])
-def list_absences(dispenser_id: str, conn: Db) -> list[dict[str, Any]]:
-    dispenser_or_404(conn, dispenser_id)
+def list_absences(dispenser_id: str, conn: Db, acc: AnyRole) -> list[dict[str, Any]]:
+    acc.check("dispenser", dispenser_id)
     return absence_sql.list_for(conn, dispenser_id)
 
 

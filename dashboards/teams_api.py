@@ -1,5 +1,5 @@
-"""Teams, nurses, rosters and escalation policies: ``/api/v1/teams``, ``/nurses``, ``/shifts``,
-and a patient's team and SMS contact.
+"""Teams, nurses, rosters and escalation policies: ``/api/v1/teams``, ``/nurses``, ``/shifts``.
+(A patient's team and SMS contact are with the patient, in :mod:`dashboards.api`.)
 
 Routes are thin, like :mod:`dashboards.schedules_api`: the body models check shapes, the SQL
 layer (:mod:`dosewatch.db.teams`) stores, and the pure rules decide (:mod:`dosewatch.domain.
@@ -8,8 +8,11 @@ the database (the nurse is in this team, is active, is not already on another sh
 here, inside the request's transaction, after locking the nurse row so two requests cannot both
 pass the overlap check.
 
-Who made a change comes from the ``X-Actor`` header (default ``api``) until sign-in exists. Only
-policy versions have a column for it; other changes write it to the log.
+Who may do what is checked by :mod:`dashboards.access`: teams are readable by every role,
+nurses, shifts, gaps and policies by nurses, managers and admins, all within the caller's team
+(managers and admins: every team); changes are for admins and are audited. Who made a change is
+the signed-in user; a machine client (API token) may name the person it acts for in
+``X-Actor``. Only policy versions have a column for it; the audit log has every change.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 
-from dashboards import schemas
 from dashboards import team_schemas as ts
+from dashboards.access import Access, Admin, AnyRole, Care
 from dashboards.deps import Db, Now, not_found, raise_
-from dosewatch.db import DbConn, registry
+from dosewatch.db import DbConn
 from dosewatch.db import teams as team_sql
 from dosewatch.domain import roster
 from dosewatch.domain.escalation import DEFAULT_POLICY, Policy, validate
@@ -40,14 +43,15 @@ Actor = Annotated[
         alias="X-Actor",
         min_length=1,
         max_length=100,
-        description="who makes the change (until sign-in exists)",
+        description="for API tokens: the person the change is made for",
     ),
 ]
 From = Annotated[datetime | None, Query(alias="from", description="default: now")]
 To = Annotated[datetime | None, Query(description="default: from + 7 days; at most 62 days")]
 
 
-def _team(conn: DbConn, team_id: int) -> dict[str, Any]:
+def _team(conn: DbConn, team_id: int, acc: Access) -> dict[str, Any]:
+    acc.check("team", team_id)
     return team_sql.get_team(conn, team_id) or raise_(not_found(f"team {team_id}"))
 
 
@@ -69,59 +73,70 @@ def _range(
 
 
 @router.post("/teams", status_code=201, response_model=ts.Team)
-def create_team(body: ts.TeamIn, conn: Db, clk: Now, actor: Actor = "api") -> dict[str, Any]:
+def create_team(
+    body: ts.TeamIn, conn: Db, clk: Now, acc: Admin, actor: Actor = "api"
+) -> dict[str, Any]:
     try:
         with conn.transaction():
             row = team_sql.create_team(conn, body.name, clk.now())
     except psycopg.errors.UniqueViolation:
         raise HTTPException(409, f"a team named {body.name!r} already exists") from None
-    log.info("team %s created by %s", row["id"], actor)
+    acc.log("create", "team", row["id"], name=body.name)
+    log.info("team %s created by %s", row["id"], acc.claimed(actor))
     return row
 
 
 @router.get("/teams", response_model=list[ts.Team])
-def list_teams(conn: Db) -> list[dict[str, Any]]:
-    return team_sql.list_teams(conn)
+def list_teams(conn: Db, acc: AnyRole) -> list[dict[str, Any]]:
+    """Every team for managers and admins; a nurse's or pharmacist's own team for them."""
+    teams = team_sql.list_teams(conn)
+    return [t for t in teams if acc.team_scope in (None, t["id"])]
 
 
 @router.get("/teams/{team_id}", response_model=ts.Team)
-def get_team(team_id: int, conn: Db) -> dict[str, Any]:
-    return _team(conn, team_id)
+def get_team(team_id: int, conn: Db, acc: AnyRole) -> dict[str, Any]:
+    return _team(conn, team_id, acc)
 
 
 # --- nurses ----------------------------------------------------------------------------------
 
 
 @router.post("/nurses", status_code=201, response_model=ts.Nurse)
-def create_nurse(body: ts.NurseIn, conn: Db, clk: Now, actor: Actor = "api") -> dict[str, Any]:
+def create_nurse(
+    body: ts.NurseIn, conn: Db, clk: Now, acc: Admin, actor: Actor = "api"
+) -> dict[str, Any]:
     if team_sql.get_team(conn, body.team_id) is None:
         raise HTTPException(422, f"team_id: team {body.team_id} does not exist")
     row = team_sql.create_nurse(conn, **body.model_dump(), now=clk.now())
-    log.info("nurse %s added to team %s by %s", row["id"], body.team_id, actor)
+    acc.log("create", "nurse", row["id"], team_id=body.team_id)
+    log.info("nurse %s added to team %s by %s", row["id"], body.team_id, acc.claimed(actor))
     return row
 
 
 @router.get("/nurses", response_model=list[ts.Nurse])
-def list_nurses(conn: Db, team_id: int | None = None) -> list[dict[str, Any]]:
+def list_nurses(conn: Db, acc: Care, team_id: int | None = None) -> list[dict[str, Any]]:
     if team_id is not None:
-        _team(conn, team_id)
-    return team_sql.list_nurses(conn, team_id)
+        _team(conn, team_id, acc)
+    return team_sql.list_nurses(conn, team_id if team_id is not None else acc.team_scope)
 
 
 @router.get("/nurses/{nurse_id}", response_model=ts.Nurse)
-def get_nurse(nurse_id: int, conn: Db) -> dict[str, Any]:
+def get_nurse(nurse_id: int, conn: Db, acc: Care) -> dict[str, Any]:
+    acc.check("nurse", nurse_id)
     return team_sql.get_nurse(conn, nurse_id) or raise_(not_found(f"nurse {nurse_id}"))
 
 
 @router.patch("/nurses/{nurse_id}", response_model=ts.Nurse)
 def update_nurse(
-    nurse_id: int, body: ts.NursePatch, conn: Db, actor: Actor = "api"
+    nurse_id: int, body: ts.NursePatch, conn: Db, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
     """Deactivating a nurse keeps their shifts; the roster-gaps check then flags them."""
     row = team_sql.update_nurse(conn, nurse_id, **body.model_dump())
     if row is None:
         raise not_found(f"nurse {nurse_id}")
-    log.info("nurse %s changed by %s: %s", nurse_id, actor, body.model_dump(exclude_none=True))
+    changes = body.model_dump(exclude_none=True)
+    acc.log("update", "nurse", nurse_id, **changes)
+    log.info("nurse %s changed by %s: %s", nurse_id, acc.claimed(actor), changes)
     return row
 
 
@@ -129,8 +144,10 @@ def update_nurse(
 
 
 @router.post("/teams/{team_id}/shifts", status_code=201, response_model=ts.Shift)
-def create_shift(team_id: int, body: ts.ShiftIn, conn: Db, actor: Actor = "api") -> dict[str, Any]:
-    _team(conn, team_id)
+def create_shift(
+    team_id: int, body: ts.ShiftIn, conn: Db, acc: Admin, actor: Actor = "api"
+) -> dict[str, Any]:
+    _team(conn, team_id, acc)
     nurse = team_sql.get_nurse(conn, body.nurse_id, lock=True)
     if nurse is None:
         raise HTTPException(422, f"nurse_id: nurse {body.nurse_id} does not exist")
@@ -156,36 +173,38 @@ def create_shift(team_id: int, body: ts.ShiftIn, conn: Db, actor: Actor = "api")
         ends_at=body.ends_at,
         role=body.role.value,
     )
-    log.info("shift %s added to team %s by %s", row["id"], team_id, actor)
+    acc.log("create", "shift", row["id"], team_id=team_id, nurse_id=body.nurse_id)
+    log.info("shift %s added to team %s by %s", row["id"], team_id, acc.claimed(actor))
     return row
 
 
 @router.get("/teams/{team_id}/shifts", response_model=list[ts.Shift])
 def list_shifts(
-    team_id: int, conn: Db, clk: Now, from_: From = None, to: To = None
+    team_id: int, conn: Db, clk: Now, acc: Care, from_: From = None, to: To = None
 ) -> list[dict[str, Any]]:
     """Shifts overlapping the period, including one already running at ``from``."""
-    _team(conn, team_id)
+    _team(conn, team_id, acc)
     start, end = _range(clk.now(), from_, to)
     return team_sql.list_shifts(conn, team_id, start, end)
 
 
 @router.delete("/shifts/{shift_id}", status_code=204)
-def delete_shift(shift_id: int, conn: Db, actor: Actor = "api") -> Response:
+def delete_shift(shift_id: int, conn: Db, acc: Admin, actor: Actor = "api") -> Response:
     row = team_sql.delete_shift(conn, shift_id)
     if row is None:
         raise not_found(f"shift {shift_id}")
-    log.info("shift %s of team %s deleted by %s", shift_id, row["team_id"], actor)
+    acc.log("delete", "shift", shift_id, team_id=row["team_id"])
+    log.info("shift %s of team %s deleted by %s", shift_id, row["team_id"], acc.claimed(actor))
     return Response(status_code=204)
 
 
 @router.get("/teams/{team_id}/roster-gaps", response_model=ts.RosterGaps)
 def roster_gaps(
-    team_id: int, conn: Db, clk: Now, from_: From = None, to: To = None
+    team_id: int, conn: Db, clk: Now, acc: Care, from_: From = None, to: To = None
 ) -> dict[str, Any]:
     """Stretches of the period with no reachable (active, with a phone) primary or backup nurse
     on duty: an alarm then would reach no one. Flagged ahead of time, so the roster is fixed."""
-    _team(conn, team_id)
+    _team(conn, team_id, acc)
     start, end = _range(clk.now(), from_, to)
     shifts = team_sql.roster(conn, team_id, start, end)
     reachable = team_sql.reachable_nurse_ids(conn, team_id)
@@ -217,7 +236,7 @@ def _version(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.put("/teams/{team_id}/escalation-policy", response_model=ts.CurrentPolicy)
 def put_policy(
-    team_id: int, body: ts.PolicyBody, conn: Db, clk: Now, actor: Actor = "api"
+    team_id: int, body: ts.PolicyBody, conn: Db, clk: Now, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
     """Store a new version. Alarms already open keep the policy they copied when they opened.
 
@@ -231,16 +250,18 @@ def put_policy(
         raise HTTPException(422, "; ".join(problems))
     current = team_sql.current_policy(conn, team_id)
     if current is None or Policy.from_json(current["policy"]) != policy:
+        by = acc.claimed(actor)
         current = team_sql.save_policy(
-            conn, team_id, policy.to_json(), created_by=actor, now=clk.now()
+            conn, team_id, policy.to_json(), created_by=by, now=clk.now()
         )
-        log.info("team %s policy version %s by %s", team_id, current["version"], actor)
+        acc.log("create", "escalation_policy", team_id, version=current["version"])
+        log.info("team %s policy version %s by %s", team_id, current["version"], by)
     return {**_version(current), "is_default": False}
 
 
 @router.get("/teams/{team_id}/escalation-policy", response_model=ts.CurrentPolicy)
-def get_policy(team_id: int, conn: Db) -> dict[str, Any]:
-    _team(conn, team_id)
+def get_policy(team_id: int, conn: Db, acc: Care) -> dict[str, Any]:
+    _team(conn, team_id, acc)
     current = team_sql.current_policy(conn, team_id)
     if current is not None:
         return {**_version(current), "is_default": False}
@@ -255,49 +276,7 @@ def get_policy(team_id: int, conn: Db) -> dict[str, Any]:
 
 
 @router.get("/teams/{team_id}/escalation-policy/history", response_model=list[ts.PolicyVersion])
-def policy_history(team_id: int, conn: Db) -> list[dict[str, Any]]:
+def policy_history(team_id: int, conn: Db, acc: Care) -> list[dict[str, Any]]:
     """Every version, oldest first, with who stored it and when."""
-    _team(conn, team_id)
+    _team(conn, team_id, acc)
     return [_version(r) for r in team_sql.policy_history(conn, team_id)]
-
-
-# --- a patient's team and contact ------------------------------------------------------------
-
-
-@router.put("/patients/{patient_id}/team", response_model=schemas.Patient)
-def put_patient_team(
-    patient_id: int, body: ts.PatientTeamIn, conn: Db, actor: Actor = "api"
-) -> dict[str, Any]:
-    """Alarms opened from now on page this team; open alarms keep the team they started with."""
-    if registry.get_patient(conn, patient_id) is None:
-        raise not_found(f"patient {patient_id}")
-    if body.team_id is not None and team_sql.get_team(conn, body.team_id) is None:
-        raise HTTPException(422, f"team_id: team {body.team_id} does not exist")
-    team_sql.set_patient_team(conn, patient_id, body.team_id)
-    log.info("patient %s moved to team %s by %s", patient_id, body.team_id, actor)
-    return registry.get_patient(conn, patient_id) or raise_(not_found(f"patient {patient_id}"))
-
-
-def _contact(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "sms_consent": row["contact_sms_consent_at"] is not None}
-
-
-@router.get("/patients/{patient_id}/contact", response_model=ts.PatientContact)
-def get_patient_contact(patient_id: int, conn: Db) -> dict[str, Any]:
-    row = team_sql.get_patient_contact(conn, patient_id)
-    return _contact(row or raise_(not_found(f"patient {patient_id}")))
-
-
-@router.put("/patients/{patient_id}/contact", response_model=ts.PatientContact)
-def put_patient_contact(
-    patient_id: int, body: ts.PatientContactIn, conn: Db, clk: Now, actor: Actor = "api"
-) -> dict[str, Any]:
-    """The number for the optional first escalation step (an SMS reminder to the patient or a
-    relative), which is sent only while consent is recorded."""
-    row = team_sql.set_patient_contact(
-        conn, patient_id, phone=body.contact_phone, consent=body.sms_consent, now=clk.now()
-    )
-    if row is None:
-        raise not_found(f"patient {patient_id}")
-    log.info("patient %s contact set by %s (consent %s)", patient_id, actor, body.sms_consent)
-    return _contact(row)

@@ -22,6 +22,7 @@ from dosewatch.clock import FakeClock
 from dosewatch.config import MqttUrl
 from dosewatch.db import presence as presence_sql
 from gateway.mqtt import Gateway
+from tests.auth_helpers import as_admin
 from tests.conftest import connected_client, wait_for
 from tests.helpers import add_dispenser, slot_states
 
@@ -121,7 +122,7 @@ def test_a_clock_five_minutes_fast_is_estimated_and_flagged_but_never_trusted(
         ).fetchone()
     assert stored == {"occurred_at": clock.now() + FAST, "received_at": clock.now()}
     # And the API shows it to staff with the dispenser.
-    with TestClient(create_app(pool, clock)) as api:
+    with as_admin(TestClient(create_app(pool, clock)), pool) as api:
         shown = api.get("/api/v1/dispensers/DSP-FAST").json()["presence"]
     assert shown["clock_flagged"] is True
     assert shown["clock_offset_s"] == pytest.approx(300.0, abs=1.0)

@@ -17,6 +17,7 @@ from dashboards.app import create_app
 from dispenser_sim.messages import event
 from dosewatch.clock import FakeClock
 from gateway.mqtt import Gateway
+from tests.auth_helpers import as_admin
 from tests.conftest import wait_for
 
 Publish = Callable[[str, bytes], None]
@@ -35,7 +36,7 @@ EVENING = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
 @pytest.fixture
 def api(pool: ConnectionPool, clock: FakeClock) -> Iterator[TestClient]:
     with TestClient(create_app(pool, clock)) as client:
-        yield client
+        yield as_admin(client, pool)
 
 
 def new_dispenser(api: TestClient, dispenser_id: str) -> None:

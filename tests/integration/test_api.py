@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from alarms.jobs import sweep_missed_doses
 from dashboards.app import create_app
 from dosewatch.clock import FakeClock
+from tests.auth_helpers import as_admin
 
 SCHEDULE = {
     "timezone": "Europe/Stockholm",
@@ -24,7 +25,7 @@ DUE = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 @pytest.fixture
 def api(pool: ConnectionPool, clock: FakeClock) -> Iterator[TestClient]:
     with TestClient(create_app(pool, clock)) as client:
-        yield client
+        yield as_admin(client, pool)
 
 
 def make_dispenser(api: TestClient, dispenser_id: str = "DSP-000123") -> int:
@@ -108,7 +109,7 @@ def test_putting_a_schedule_plans_slots_at_once(api: TestClient, clock: FakeCloc
 
 def test_a_dose_due_in_two_minutes_is_watched(api: TestClient, pool: ConnectionPool) -> None:
     clock = FakeClock(datetime(2026, 11, 23, 12, 58, tzinfo=UTC))  # 13:58 local
-    with TestClient(create_app(pool, clock)) as client:
+    with as_admin(TestClient(create_app(pool, clock)), pool) as client:
         make_dispenser(client)
         body = {**SCHEDULE, "doses": [{"time": "14:00", "window_min": 1}]}
         assert client.put("/api/v1/dispensers/DSP-000123/schedule", json=body).status_code == 200

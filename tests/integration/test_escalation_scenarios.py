@@ -13,6 +13,7 @@ from dashboards.app import create_app
 from dosewatch.clock import FakeClock
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.domain.retry import Failure
+from tests.auth_helpers import as_admin
 from tests.helpers import add_dispenser, alarms_of
 from tests.scenario import (
     STOCKHOLM,
@@ -62,7 +63,7 @@ def test_sms_then_call_then_lead_then_late_dose_stops_everything_with_an_all_cle
     assert alarm["acknowledged_at"] is None  # ... but a nurse still owes the acknowledgement
     assert alarm["next_step_at"] is None
     # The console's escalation timeline, through the API.
-    with TestClient(create_app(pool, scenario.clock)) as api:
+    with as_admin(TestClient(create_app(pool, scenario.clock)), pool) as api:
         detail = api.get(f"/api/v1/alarms/{alarm['id']}").json()
     timeline = [
         (n["purpose"], n["channel"], n["nurse_name"], n["status"]) for n in detail["notifications"]

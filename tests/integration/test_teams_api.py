@@ -16,6 +16,7 @@ from dashboards.app import create_app
 from dosewatch.clock import FakeClock
 from dosewatch.db import escalation as escalation_sql
 from dosewatch.domain.escalation import DEFAULT_POLICY
+from tests.auth_helpers import as_admin
 from tests.integration.test_api import make_dispenser
 
 V1 = "/api/v1"
@@ -34,7 +35,7 @@ POLICY: dict[str, Any] = {
 @pytest.fixture
 def api(pool: ConnectionPool, clock: FakeClock) -> Iterator[TestClient]:
     with TestClient(create_app(pool, clock)) as client:
-        yield client
+        yield as_admin(client, pool)
 
 
 def team(api: TestClient, name: str = "Hemsjukvård Umeå natt") -> int:
@@ -301,7 +302,7 @@ def test_policy_versions_and_history(api: TestClient, clock: FakeClock) -> None:
     clock.advance(timedelta(hours=1))
     changed = {"steps": [{"target": "team", "channels": ["sms"], "wait_min": 0}]}
     v2 = api.put(f"{V1}/teams/{t}/escalation-policy", json=changed).json()
-    assert (v2["version"], v2["created_by"]) == (2, "api")
+    assert (v2["version"], v2["created_by"]) == (2, "token:tests")  # the caller, by default
     # Omitted fields take the policy dataclass's defaults.
     defaults = {"repeats": 0, "remind_after_ack_min": 30, "reopen_after_reminder": False}
     assert v2["policy"] == {**changed, **defaults}
@@ -310,7 +311,7 @@ def test_policy_versions_and_history(api: TestClient, clock: FakeClock) -> None:
     history = api.get(f"{V1}/teams/{t}/escalation-policy/history").json()
     assert [(h["version"], h["created_by"], h["created_at"]) for h in history] == [
         (1, "chef", "2026-11-23T06:50:00Z"),
-        (2, "api", "2026-11-23T07:50:00Z"),
+        (2, "token:tests", "2026-11-23T07:50:00Z"),
     ]
     assert history[0]["policy"] == POLICY
     for path in ("escalation-policy", "escalation-policy/history"):
