@@ -144,6 +144,7 @@ def demo(verbose: Verbose = False) -> None:
         with runtime(settings, need_mqtt=True) as rt:
             with rt.pool.connection() as conn, conn.transaction():
                 fleet_spec = demo_data.set_up(conn, rt.clock.now(), settings.timezone, rt.horizon)
+                accounts = demo_data.sign_in(conn, rt.clock.now())
             gw = start_gateway(rt)
             jobs = start_alarm_jobs(rt)
             assert rt.mqtt is not None
@@ -160,6 +161,8 @@ def demo(verbose: Verbose = False) -> None:
                 f"  Database:    {rt.database_url}\n  Broker:      {rt.mqtt.redacted()}\n"
                 f"  Stop with Ctrl-C.\n"
             )
+            # Column 0, so a script can pick out the line starting "API token:".
+            typer.echo(f"Sign in at {base}/login\n" + "".join(f"{line}\n" for line in accounts))
             sys.stdout.flush()
             try:
                 serve_web(rt)
@@ -167,6 +170,64 @@ def demo(verbose: Verbose = False) -> None:
                 fleet.stop()
                 jobs.shutdown(wait=False)
                 gw.stop()
+
+    _guard(go)
+
+
+user_app = typer.Typer(help="Users who sign in to the web app.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+token_app = typer.Typer(help="API tokens for machine clients.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+RoleOpt = Annotated[str, typer.Option("--role", help="nurse, pharmacist, manager or admin")]
+TeamOpt = Annotated[
+    str | None,
+    typer.Option("--team", help="team id or exact name (required for nurses and pharmacists)"),
+]
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Option("--username", help="the sign-in name")],
+    name: Annotated[str, typer.Option("--name", help="the name shown to others")],
+    role: RoleOpt,
+    team: TeamOpt = None,
+    language: Annotated[str, typer.Option("--language", help="sv or en")] = "sv",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Create a user (the first admin too: --role admin). Asks for the password."""
+
+    def go() -> None:
+        from dosewatch.accounts import create_user
+
+        settings = _setup(verbose)
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+        row = create_user(settings, username, name, role, team, language, password)
+        typer.echo(f"user {row['username']} ({row['role']}) created, id {row['id']}", err=True)
+
+    _guard(go)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="what the token is for")],
+    role: RoleOpt,
+    team: TeamOpt = None,
+    verbose: Verbose = False,
+) -> None:
+    """Create an API token and print it, alone, on standard output (it is shown only once).
+    Send it as ``Authorization: Bearer <token>``."""
+
+    def go() -> None:
+        from dosewatch.accounts import create_token
+
+        typer.echo(create_token(_setup(verbose), name, role, team))
 
     _guard(go)
 

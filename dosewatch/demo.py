@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dispenser_sim.fleet import VirtualDispenser
+from dosewatch.accounts import demo_accounts
 from dosewatch.db import DbConn, registry
 from dosewatch.db import schedules as schedule_sql
+from dosewatch.db import teams as team_sql
 from dosewatch.domain.schedule import local_instant
 
 DEMO_FLEET = (
@@ -21,6 +23,7 @@ DEMO_FLEET = (
     ("DEMO-003", "Carin Holmberg", "+46 90 123 4503", "Rådhusesplanaden 7, Umeå", None),
 )
 WINDOW_MIN = 1
+DEMO_TEAM = "Demo team"
 
 
 def first_due(now: datetime, tz: ZoneInfo) -> datetime:
@@ -66,3 +69,20 @@ def set_up(conn: DbConn, now: datetime, tz_name: str, horizon: timedelta) -> lis
             )
         )
     return fleet
+
+
+def sign_in(conn: DbConn, now: datetime) -> list[str]:
+    """Put the demo patients in the demo team; give the demo admin, nurse and pharmacist new
+    passwords and make an admin API token. Returns the lines to print."""
+    row = conn.execute("SELECT id FROM teams WHERE name = %s", (DEMO_TEAM,)).fetchone()
+    team_id = row["id"] if row else team_sql.create_team(conn, DEMO_TEAM, now)["id"]
+    for dispenser_id, *_ in DEMO_FLEET:
+        dispenser = registry.get_dispenser(conn, dispenser_id)
+        if dispenser is not None:
+            team_sql.set_patient_team(conn, dispenser["patient_id"], team_id)
+    accounts, token = demo_accounts(conn, team_id, now)
+    width = max(len(a.username) for a in accounts)
+    lines = [
+        f"Sign in as {a.username:<{width}}  password {a.password}  ({a.role})" for a in accounts
+    ]
+    return [*lines, f"API token: {token}"]

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -114,9 +115,19 @@ def test_run_serves_the_api_ingests_and_stops_cleanly(
             event("DSP-RUN", 1, "dose_taken", due, dose_due_at=due),
         )
         wait_for(lambda: slot_states(pool, "DSP-RUN")[due] == "taken", what="the event stored")
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{port}/api/v1/dispensers/DSP-RUN/events"
-        ) as r:
+        url = f"http://127.0.0.1:{port}/api/v1/dispensers/DSP-RUN/events"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url)
+        assert refused.value.code == 401  # the API needs a caller
+        made = dosewatch(
+            "token", "create", "--name", "run-test", "--role", "manager",
+            env={"DOSEWATCH_DATABASE_URL": database_url},
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip()
+        assert made.stdout == f"{token}\n"  # the token alone on stdout
+        signed = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(signed) as r:
             assert b"dose_taken" in r.read()
     finally:
         proc.send_signal(signal.SIGTERM)
