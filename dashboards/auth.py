@@ -42,6 +42,8 @@ SESSION_TTL = timedelta(hours=12)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_API_PATHS = frozenset({"/api/v1/health"})
 CSRF_EXEMPT = ("/auth/login", "/twilio/")
+# Signed by Twilio (checked there), or public files: no caller is looked up.
+UNGUARDED = ("/twilio/", "/static/")
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
@@ -176,7 +178,7 @@ class AuthMiddleware:
         self.cookie_secure = cookie_secure_setting(cookie_secure)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"].startswith("/twilio/"):
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(UNGUARDED):
             await self.app(scope, receive, send)
             return
         request = Request(scope) if scope["type"] == "http" else None
