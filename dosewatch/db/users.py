@@ -231,6 +231,8 @@ def record_attempt(
         "INSERT INTO login_attempts (at, username, client_ip, success) VALUES (%s, %s, %s, %s)",
         (now, username.lower(), client_ip, success),
     )
+    # Only the last 15 minutes (and the last success) count; a day is plenty to keep.
+    conn.execute("DELETE FROM login_attempts WHERE at < %s", (now - timedelta(days=1),))
 
 
 def recent_failures(conn: DbConn, column: str, value: str, since: datetime) -> list[datetime]:
