@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from psycopg_pool import ConnectionPool
 
@@ -35,7 +36,9 @@ def test_a_new_alarm_reaches_every_process_listener_within_a_second(
             await h.close()
         return got
 
-    got = asyncio.run(scenario())
+    # In a thread of its own: another test's Playwright may own this thread's event loop.
+    with ThreadPoolExecutor(1) as executor:
+        got = executor.submit(asyncio.run, scenario()).result()
     for msg, elapsed in got:
         assert msg["type"] == "alarm" and msg["op"] == "insert" and msg["state"] == "open"
         assert elapsed < 1.0
