@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Stockholm"
     # The gateway's MQTT client id is its persistent-session identity: keep it stable per process.
     mqtt_client_id: str = "dosewatch-gateway"
+    # Several gateways share the load through `$share/<group>/…` subscriptions; give each its
+    # own DOSEWATCH_MQTT_CLIENT_ID. Unset: one gateway, plain subscriptions.
+    mqtt_share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # auto: MQTT 5, falling back to 3.1.1 for brokers that only speak that (e.g. amqtt).
     mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
     # How long the broker keeps the gateway's session (and queued QoS 1 messages) while it is away.

@@ -78,6 +78,7 @@ def start_gateway(rt: Runtime) -> Any:
         rt.pool,
         rt.clock,
         client_id=rt.settings.mqtt_client_id,
+        share_group=rt.settings.mqtt_share_group,
         session_expiry_s=rt.settings.mqtt_session_expiry_s,
         prefer_v5=rt.prefer_v5,
     )

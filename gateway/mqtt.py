@@ -37,6 +37,17 @@ SUBSCRIPTIONS = (
 )
 
 
+def subscriptions(share_group: str | None) -> tuple[str, ...]:
+    """The gateway's topic filters; with a group, as MQTT shared subscriptions, so that the
+    broker spreads messages over every gateway in the group (each with its own client id and
+    session). Correct in any order: storage is idempotent and matching order-independent.
+    A shared subscription gets no retained messages, so presence then comes from heartbeats
+    and live Last Will messages only."""
+    if share_group is None:
+        return SUBSCRIPTIONS
+    return tuple(f"$share/{share_group}/{topic}" for topic in SUBSCRIPTIONS)
+
+
 @dataclass(frozen=True)
 class _Received:
     inbound: Inbound
@@ -61,7 +72,9 @@ class Gateway:
         batch_delay_s: float = 0.05,
         db_timeout_s: float = 5.0,
         downlink_interval_s: float | None = 5.0,
+        share_group: str | None = None,
     ) -> None:
+        self._subscriptions = subscriptions(share_group)
         self._prefer_v5 = prefer_v5
         self._downlink_interval_s = downlink_interval_s
         self._url, self._pool, self._clock = url, pool, clock
@@ -92,7 +105,7 @@ class Gateway:
             prefer_v5=self._prefer_v5,
             manual_ack=True,
             on_message=self._on_message,
-            subscriptions=SUBSCRIPTIONS,
+            subscriptions=self._subscriptions,
         )
         self._ready.set()
         if self._downlink_interval_s is not None:

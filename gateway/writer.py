@@ -30,8 +30,10 @@ from dosewatch.domain.protocol import DOSE_EVENT_TYPES, Event, EventType, Status
 from dosewatch.domain.slots import TAKEN_STATES, SlotState, apply_event
 from gateway.batch import store_events
 from gateway.decode import Decoded, Online, Rejection, decode
+from gateway.loglimit import LogLimit
 
 log = logging.getLogger(__name__)
+_quarantine_log = LogLimit(log)  # a flood of garbage must not flood the log too
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,7 @@ def _match_and_apply(conn: DbConn, event: Event, received_at: datetime) -> tuple
 
 
 def _quarantine(conn: DbConn, message: Inbound, rejection: Rejection) -> None:
-    log.warning("quarantined message on %s: %s", message.topic, rejection.reason)
+    _quarantine_log.warning("quarantined message on %s: %s", message.topic, rejection.reason)
     quarantine_sql.quarantine(
         conn,
         topic=message.topic,

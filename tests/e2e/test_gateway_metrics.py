@@ -6,8 +6,6 @@ runs' traffic would reach this gateway and move its counters.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,14 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
-from dispenser_sim.broker import mosquitto_binary
 from dispenser_sim.messages import event
 from dosewatch.clock import FakeClock
 from dosewatch.config import parse_mqtt_url
-from dosewatch.embedded import free_port
 from gateway import metrics
 from gateway.decode import Rejection, decode
 from gateway.mqtt import Gateway
+from tests.brokers import own_mosquitto
 from tests.conftest import connected_client, wait_for
 from tests.helpers import add_dispenser
 
@@ -45,25 +42,8 @@ def snapshot() -> dict[str, float]:
 
 @pytest.fixture
 def own_broker() -> Iterator[str]:
-    binary = mosquitto_binary()
-    if binary is None:
-        pytest.skip("the mosquitto binary is not installed")
-    port = free_port()
-    proc = subprocess.Popen([binary, "-p", str(port)], stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: _listening(port), what="mosquitto to listen")
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return True
-    except OSError:
-        return False
+    with own_mosquitto() as url:
+        yield url
 
 
 def test_counts_received_stored_duplicates_and_quarantine_reasons(
