@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from dashboards import auth
 from dashboards.api import router
+from dashboards.asyncapi import router as asyncapi_router
 from dashboards.auth_api import api as users_audit_router
 from dashboards.auth_api import router as auth_router
 from dashboards.console_api import router as console_router
@@ -55,6 +56,7 @@ def create_app(
     app.include_router(schedules_router)
     app.include_router(teams_router)
     app.include_router(health_router)
+    app.include_router(asyncapi_router)
     app.include_router(auth_router)
     app.include_router(users_audit_router)
     auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller
