@@ -27,8 +27,15 @@ def main() -> None:
     pool = make_pool(db_url, max_size=2, name="alarm-worker")
     clock = SystemClock()
     notifier = TwilioNotifier(sid, token, FROM, PUBLIC, api_url=api_url)
+    # A short lease and bundle window: the test runs on the real clock and must not wait
+    # a minute for either.
     dispatcher = Dispatcher(
-        pool, clock, notifier, ZoneInfo("Europe/Stockholm"), lease=timedelta(seconds=2)
+        pool,
+        clock,
+        notifier,
+        ZoneInfo("Europe/Stockholm"),
+        lease=timedelta(seconds=2),
+        bundle_window=timedelta(seconds=1),
     )
     print("ready", flush=True)
     while True:
