@@ -15,6 +15,7 @@ from dashboards.asyncapi import router as asyncapi_router
 from dashboards.auth_api import api as users_audit_router
 from dashboards.auth_api import router as auth_router
 from dashboards.console_api import router as console_router
+from dashboards.credentials_api import router as credentials_router
 from dashboards.health import router as health_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
@@ -36,6 +37,7 @@ def create_app(
     notifications: str = "console-only",
     twilio_auth_token: str | None = None,
     public_url: str | None = None,
+    mqtt_password_file: str | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="dosewatch",
@@ -47,6 +49,7 @@ def create_app(
     app.state.horizon = horizon
     app.state.default_timezone = default_timezone
     app.state.sweep_interval_s = sweep_interval_s
+    app.state.mqtt_password_file = mqtt_password_file  # broker credentials from the admin pages
     app.state.notifications = notifications  # "twilio" or "console-only"
     app.include_router(stream_router)  # before /alarms/{alarm_id}
     app.include_router(console_router)
@@ -57,6 +60,7 @@ def create_app(
     app.include_router(teams_router)
     app.include_router(health_router)
     app.include_router(asyncapi_router)
+    app.include_router(credentials_router)
     app.include_router(auth_router)
     app.include_router(users_audit_router)
     auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller

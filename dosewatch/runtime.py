@@ -122,6 +122,7 @@ def serve_web(rt: Runtime) -> None:
         notifications="twilio" if rt.settings.twilio_account_sid else "console-only",
         twilio_auth_token=token.get_secret_value() if token else None,
         public_url=rt.settings.public_url,
+        mqtt_password_file=rt.settings.mqtt_password_file,
     )
     from gateway import metrics
 

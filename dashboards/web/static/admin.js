@@ -15,6 +15,21 @@
     });
     return form;
   }
+  // Broker credentials: generated on the server, shown here exactly once.
+  function credentialsButton(dispenserId) {
+    const out = el("output", { class: "secret" });
+    const path = `/api/v1/dispensers/${encodeURIComponent(dispenserId)}/broker-credentials`;
+    const show = (c) => { out.textContent = `${c.username} / ${c.password}  (${t("password_once")})`; };
+    const button = el("button", { type: "button", onclick: async () => {
+      try { show(await api("POST", path, { replace: false })); } catch (e) {
+        if (e.status === 409 && window.confirm(t("replace_password_q"))) {
+          try { show(await api("POST", path, { replace: true })); } catch (e2) { DW.flash(e2.message, "error"); }
+        } else if (e.status !== 409) { DW.flash(e.message, "error"); }
+      }
+    } }, t("create_password"));
+    return el("span", {}, button, " ", out);
+  }
+
   async function picker(kind, id) {
     const rows = kind === "team" ? await api("GET", "/api/v1/teams") : await api("GET", "/api/v1/console/dispensers");
     const sel = el("select", { id }, rows.map((r) => el("option", { value: r.id }, kind === "team" ? r.name : `${r.id} – ${r.patient_name}`)));
@@ -56,10 +71,11 @@
           el("button", { class: "primary" }, t("create_dispenser"))),
         (d) => api("POST", "/api/v1/dispensers", { id: d.id, patient_id: Number(d.patient_id) })),
         el("p", { class: "calm" }, t("provision_hint")),
-        table([t("dispenser"), t("patient"), t("connection"), t("last_seen"), t("doses_left"), t("schedule_version")], rows.map((d) => el("tr", {},
+        table([t("dispenser"), t("patient"), t("connection"), t("last_seen"), t("doses_left"), t("schedule_version"), t("broker_password")], rows.map((d) => el("tr", {},
           el("td", {}, el("a", { href: `/admin/schedules?dispenser=${encodeURIComponent(d.id)}` }, d.id)), el("td", {}, d.patient_name),
           el("td", {}, d.online === false ? "✗ " + t("offline") : d.online ? "✓ " + t("online") : t("unknown")),
-          el("td", {}, when(d.last_seen_at)), el("td", { class: "num" }, d.doses_left ?? "–"), el("td", {}, d.schedule_version ?? "–")))),
+          el("td", {}, when(d.last_seen_at)), el("td", { class: "num" }, d.doses_left ?? "–"), el("td", {}, d.schedule_version ?? "–"),
+          el("td", {}, credentialsButton(d.id))))),
       ];
     },
     async schedules() {
