@@ -29,19 +29,7 @@ def insert_event(
         "INSERT INTO dose_events (dispenser_id, event_id, seq, type, occurred_at, received_at,"
         " dose_due_at, doses_left, slot_id, match, payload)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            event.dispenser_id,
-            event.event_id,
-            event.seq,
-            event.type.value,
-            event.occurred_at,
-            received_at,
-            event.dose_due_at,
-            event.doses_left,
-            slot_id,
-            match,
-            Jsonb(to_jsonable(event)),
-        ),
+        event_row(event, received_at, slot_id, match),
     )
 
 
@@ -73,21 +61,7 @@ def copy_events(conn: DbConn, rows: list[tuple[Event, datetime, int | None, str]
         ) as copy,
     ):
         for event, received_at, slot_id, match in rows:
-            copy.write_row(
-                (
-                    event.dispenser_id,
-                    event.event_id,
-                    event.seq,
-                    event.type.value,
-                    event.occurred_at,
-                    received_at,
-                    event.dose_due_at,
-                    event.doses_left,
-                    slot_id,
-                    match,
-                    Jsonb(to_jsonable(event)),
-                )
-            )
+            copy.write_row(event_row(event, received_at, slot_id, match))
 
 
 def list_events(conn: DbConn, dispenser_id: str, limit: int) -> list[dict[str, Any]]:
@@ -105,16 +79,42 @@ def insert_status(conn: DbConn, status: Status, received_at: datetime) -> None:
         " doses_left, temperature_c, firmware, rssi_dbm, schedule_version, payload)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
-            status.dispenser_id,
-            status.at,
-            received_at,
-            status.battery_pct,
-            status.on_mains,
-            status.doses_left,
-            status.temperature_c,
-            status.firmware,
-            status.rssi_dbm,
-            status.schedule_version,
+            *status_row(status, received_at),
             Jsonb(to_jsonable(status)),
         ),
+    )
+
+
+def event_row(
+    event: Event, received_at: datetime, slot_id: int | None, match: str
+) -> tuple[Any, ...]:
+    """A ``dose_events`` row in column order (for INSERT and COPY alike)."""
+    return (
+        event.dispenser_id,
+        event.event_id,
+        event.seq,
+        event.type.value,
+        event.occurred_at,
+        received_at,
+        event.dose_due_at,
+        event.doses_left,
+        slot_id,
+        match,
+        Jsonb(to_jsonable(event)),
+    )
+
+
+def status_row(status: Status, received_at: datetime) -> tuple[Any, ...]:
+    """The typed columns of a status (history and latest-state rows share them)."""
+    return (
+        status.dispenser_id,
+        status.at,
+        received_at,
+        status.battery_pct,
+        status.on_mains,
+        status.doses_left,
+        status.temperature_c,
+        status.firmware,
+        status.rssi_dbm,
+        status.schedule_version,
     )

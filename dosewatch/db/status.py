@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dosewatch.db import DbConn
+from dosewatch.db import events as event_sql
 from dosewatch.db.presence import json_rows
 from dosewatch.domain.protocol import Event, Status
-from gateway.seqgaps import Gap, SeqState, apply_seqs
+from dosewatch.domain.seqgaps import Gap, SeqState, apply_seqs
 
 Row = dict[str, Any]
 
@@ -37,18 +38,7 @@ def upsert_latest_status(conn: DbConn, status: Status, received_at: datetime) ->
         " temperature_c = excluded.temperature_c, firmware = excluded.firmware,"
         " rssi_dbm = excluded.rssi_dbm, schedule_version = excluded.schedule_version"
         " WHERE l.at < excluded.at",
-        (
-            status.dispenser_id,
-            status.at,
-            received_at,
-            status.battery_pct,
-            status.on_mains,
-            status.doses_left,
-            status.temperature_c,
-            status.firmware,
-            status.rssi_dbm,
-            status.schedule_version,
-        ),
+        event_sql.status_row(status, received_at),
     )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.seqgaps import Gap, SeqState, apply_seqs, missing
+from dosewatch.domain.seqgaps import Gap, SeqState, apply_seqs, missing
 
 T = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 
