@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
 from dashboards import auth
@@ -53,7 +53,7 @@ def create_app(
     app.state.notifications = notifications  # "twilio" or "console-only"
     app.include_router(stream_router)  # before /alarms/{alarm_id}
     app.include_router(console_router)
-    app.include_router(pages_router)  # before the placeholder home page below
+    app.include_router(pages_router)
     app.mount("/static", static_files(), name="static")
     app.include_router(router)
     app.include_router(schedules_router)
@@ -81,17 +81,6 @@ def create_app(
                     {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors
                 ],
             },
-        )
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def _home() -> str:
-        return (
-            "<!doctype html><html lang=en><meta charset=utf-8><title>dosewatch</title>"
-            "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
-            "<h1>dosewatch</h1><p>The alarm console comes in a later release. For now:</p><ul>"
-            "<li><a href='/api/v1/alarms?state=open'>open alarms (JSON)</a></li>"
-            "<li><a href='/api/v1/quarantine'>quarantined messages</a></li>"
-            "<li><a href='/docs'>the API (OpenAPI)</a></li></ul></body></html>"
         )
 
     @app.get("/healthz", include_in_schema=False)
