@@ -15,30 +15,33 @@ from dosewatch.domain.device_alarms import OCCURRENCES, Condition, Snapshot
 
 Row = dict[str, Any]
 
+# The gateway keeps a latest-state row per dispenser (status, supply, config applied); this reads
+# those rather than the history tables. Only "since when off mains" needs the history.
 _SNAPSHOT = """
 SELECT d.id AS dispenser_id,
        (p.online IS FALSE OR p.last_seen_at < %(stale)s) AS offline,
        nxt.due_at AS next_due_at, COALESCE(nxt.time_critical, false) AS next_due_critical,
-       st.on_mains, st.battery_pct, st.temperature_c, st.schedule_version AS status_version,
-       COALESCE(ev.doses_left, st.doses_left) AS doses_left,
+       st.on_mains, st.battery_pct, st.temperature_c,
+       COALESCE(sup.doses_left, st.doses_left) AS doses_left, empty.due_at AS empty_at,
        pw.lost_at, off.since AS off_mains_since,
        sch.version AS schedule_version, sch.created_at AS schedule_set_at,
-       ca.version AS applied_event_version,
+       cs.applied_version,
        (SELECT count(*) FROM dose_slots s WHERE s.dispenser_id = d.id AND s.state = 'pending'
           AND s.due_at > %(now)s AND s.due_at <= %(now)s + interval '48 hours') AS doses_next_48h
 FROM dispensers d
 LEFT JOIN dispenser_presence p ON p.dispenser_id = d.id
+LEFT JOIN dispenser_latest_status st ON st.dispenser_id = d.id
+LEFT JOIN dispenser_supply sup ON sup.dispenser_id = d.id
+LEFT JOIN dispenser_config_state cs ON cs.dispenser_id = d.id
 LEFT JOIN LATERAL (
     SELECT due_at, time_critical FROM dose_slots
     WHERE dispenser_id = d.id AND state = 'pending' AND due_at > %(now)s
     ORDER BY due_at LIMIT 1) nxt ON true
-LEFT JOIN LATERAL (
-    SELECT on_mains, battery_pct, temperature_c, doses_left, schedule_version, received_at
-    FROM dispenser_status WHERE dispenser_id = d.id ORDER BY received_at DESC LIMIT 1) st ON true
-LEFT JOIN LATERAL (
-    SELECT doses_left, received_at FROM dose_events
-    WHERE dispenser_id = d.id AND doses_left IS NOT NULL ORDER BY received_at DESC LIMIT 1
-) ev ON ev.received_at >= st.received_at OR st.received_at IS NULL  -- the newer report wins
+LEFT JOIN LATERAL (  -- the first planned dose beyond what is left in the dispenser
+    SELECT due_at FROM dose_slots
+    WHERE dispenser_id = d.id AND state = 'pending' AND due_at > %(now)s
+    ORDER BY due_at OFFSET GREATEST(COALESCE(sup.doses_left, st.doses_left), 0) LIMIT 1
+) empty ON COALESCE(sup.doses_left, st.doses_left) > 0
 LEFT JOIN LATERAL (
     SELECT CASE WHEN type = 'power_lost' THEN received_at END AS lost_at FROM dose_events
     WHERE dispenser_id = d.id AND type IN ('power_lost', 'power_restored')
@@ -47,14 +50,10 @@ LEFT JOIN LATERAL (
     SELECT min(at) AS since FROM dispenser_status
     WHERE dispenser_id = d.id AND on_mains IS FALSE AND at > COALESCE(
         (SELECT max(at) FROM dispenser_status WHERE dispenser_id = d.id AND on_mains), '-infinity')
-) off ON true
+) off ON st.on_mains IS FALSE
 LEFT JOIN LATERAL (
     SELECT version, created_at FROM schedules WHERE dispenser_id = d.id
     ORDER BY version DESC LIMIT 1) sch ON true
-LEFT JOIN LATERAL (
-    SELECT (payload->'detail'->>'version')::int AS version FROM dose_events
-    WHERE dispenser_id = d.id AND type = 'config_applied'
-    ORDER BY received_at DESC LIMIT 1) ca ON true
 """
 
 
@@ -62,36 +61,25 @@ def snapshots(
     conn: DbConn, now: datetime, offline_after: timedelta = OFFLINE_AFTER
 ) -> list[Snapshot]:
     rows = conn.execute(_SNAPSHOT, {"now": now, "stale": now - offline_after}).fetchall()
-    out = []
-    for r in rows:
-        empty_at = None
-        if r["doses_left"] is not None and r["doses_left"] > 0:
-            found = conn.execute(
-                "SELECT due_at FROM dose_slots WHERE dispenser_id = %s AND state = 'pending'"
-                " AND due_at > %s ORDER BY due_at OFFSET %s LIMIT 1",
-                (r["dispenser_id"], now, r["doses_left"]),
-            ).fetchone()
-            empty_at = found["due_at"] if found else None
-        applied = r["applied_event_version"] or r["status_version"]
-        out.append(
-            Snapshot(
-                dispenser_id=r["dispenser_id"],
-                offline=bool(r["offline"]),
-                next_due_at=r["next_due_at"],
-                next_due_critical=r["next_due_critical"],
-                on_mains=r["on_mains"],
-                power_lost_since=r["lost_at"] or r["off_mains_since"],
-                battery_pct=r["battery_pct"],
-                temperature_c=r["temperature_c"],
-                doses_left=r["doses_left"],
-                doses_next_48h=r["doses_next_48h"],
-                empty_at=empty_at,
-                schedule_version=r["schedule_version"],
-                schedule_set_at=r["schedule_set_at"],
-                applied_version=applied,
-            )
+    return [
+        Snapshot(
+            dispenser_id=r["dispenser_id"],
+            offline=bool(r["offline"]),
+            next_due_at=r["next_due_at"],
+            next_due_critical=r["next_due_critical"],
+            on_mains=r["on_mains"],
+            power_lost_since=r["lost_at"] or r["off_mains_since"],
+            battery_pct=r["battery_pct"],
+            temperature_c=r["temperature_c"],
+            doses_left=r["doses_left"],
+            doses_next_48h=r["doses_next_48h"],
+            empty_at=r["empty_at"],
+            schedule_version=r["schedule_version"],
+            schedule_set_at=r["schedule_set_at"],
+            applied_version=r["applied_version"],
         )
-    return out
+        for r in rows
+    ]
 
 
 def open_alarm(conn: DbConn, dispenser_id: str, c: Condition, now: datetime) -> int | None:
