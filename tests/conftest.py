@@ -4,6 +4,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -57,20 +58,26 @@ def mqtt_v5(_mqtt_server: tuple[str, str]) -> bool:
     return "amqtt" not in _mqtt_server[1]
 
 
+def start_gateway(url: MqttUrl, pool: ConnectionPool, clock: FakeClock, **options: Any) -> Gateway:
+    """A started gateway with a fresh client id and a short session; stop it when done."""
+    gw = Gateway(
+        url,
+        pool,
+        clock,
+        client_id=f"dosewatch-test-{uuid.uuid4().hex[:10]}",
+        session_expiry_s=60,
+        **options,
+    )
+    gw.start()
+    return gw
+
+
 @pytest.fixture
 def gateway(
     pool: ConnectionPool, mqtt_url: MqttUrl, mqtt_v5: bool, clock: FakeClock
 ) -> Iterator[Gateway]:
     """A running gateway on the real broker, stamping receive times from the test's clock."""
-    gw = Gateway(
-        mqtt_url,
-        pool,
-        clock,
-        client_id=f"dosewatch-test-{uuid.uuid4().hex[:10]}",
-        session_expiry_s=60,
-        prefer_v5=mqtt_v5,
-    )
-    gw.start()
+    gw = start_gateway(mqtt_url, pool, clock, prefer_v5=mqtt_v5)
     yield gw
     gw.stop()
 

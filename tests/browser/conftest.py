@@ -29,10 +29,6 @@ if not CHROMIUM.exists() and shutil.which("chromium") is None:
         " .ci/run installs it)",
         allow_module_level=True,
     )
-try:
-    import dashboards.auth  # noqa: F401  - the sign-in the pages and API are built against
-except ImportError:
-    pytest.skip("browser tests need sign-in (dashboards/auth.py)", allow_module_level=True)
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need playwright: pip install -e '.[test]'"
 )

@@ -19,7 +19,7 @@ from dosewatch.config import MqttUrl
 from dosewatch.db import schedules as schedule_sql
 from dosewatch.db import status as status_sql
 from gateway.mqtt import Gateway
-from tests.conftest import connected_client, wait_for
+from tests.conftest import connected_client, start_gateway, wait_for
 from tests.helpers import add_dispenser
 
 
@@ -27,16 +27,7 @@ from tests.helpers import add_dispenser
 def fast_downlink_gateway(
     pool: ConnectionPool, mqtt_url: MqttUrl, mqtt_v5: bool, clock: FakeClock
 ) -> Iterator[Gateway]:
-    gw = Gateway(
-        mqtt_url,
-        pool,
-        clock,
-        client_id=f"dosewatch-test-{uuid.uuid4().hex[:10]}",
-        session_expiry_s=60,
-        prefer_v5=mqtt_v5,
-        downlink_interval_s=0.1,
-    )
-    gw.start()
+    gw = start_gateway(mqtt_url, pool, clock, prefer_v5=mqtt_v5, downlink_interval_s=0.1)
     yield gw
     gw.stop()
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import tracemalloc
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +20,7 @@ from dosewatch.clock import FakeClock
 from dosewatch.config import parse_mqtt_url
 from gateway.mqtt import Gateway
 from tests.brokers import own_mosquitto
-from tests.conftest import connected_client, wait_for
+from tests.conftest import connected_client, start_gateway, wait_for
 from tests.helpers import add_dispenser
 
 
@@ -32,17 +31,9 @@ def broker() -> Iterator[str]:
 
 
 def gateway(pool: ConnectionPool, clock: FakeClock, url: str, group: str | None) -> Gateway:
-    gw = Gateway(
-        parse_mqtt_url(url),
-        pool,
-        clock,
-        client_id=f"dosewatch-test-{uuid.uuid4().hex[:10]}",
-        session_expiry_s=60,
-        share_group=group,
-        downlink_interval_s=None,
+    return start_gateway(
+        parse_mqtt_url(url), pool, clock, share_group=group, downlink_interval_s=None
     )
-    gw.start()
-    return gw
 
 
 def stored(pool: ConnectionPool) -> tuple[int, int]:

@@ -7,7 +7,6 @@ broker. Retained messages outlive a test on the broker, so this module clears ev
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +22,7 @@ from dosewatch.config import MqttUrl
 from dosewatch.db import presence as presence_sql
 from gateway.mqtt import Gateway
 from tests.auth_helpers import as_admin
-from tests.conftest import connected_client, wait_for
+from tests.conftest import connected_client, start_gateway, wait_for
 from tests.helpers import add_dispenser, slot_states
 
 Publish = Callable[[str, bytes], None]
@@ -183,15 +182,7 @@ def test_a_retained_value_delivered_again_adds_no_history_and_is_not_a_sign_of_l
 
     # A second gateway subscribes (as after a restart) and is handed the retained '1'.
     clock.advance(timedelta(minutes=10))
-    restarted = Gateway(
-        mqtt_url,
-        pool,
-        clock,
-        client_id=f"dosewatch-test-{uuid.uuid4().hex[:10]}",
-        session_expiry_s=60,
-        prefer_v5=mqtt_v5,
-    )
-    restarted.start()
+    restarted = start_gateway(mqtt_url, pool, clock, prefer_v5=mqtt_v5)
     try:
         wait_for(lambda: restarted.processed >= 1, what="the retained copy on subscribe")
     finally:
