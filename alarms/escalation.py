@@ -215,19 +215,10 @@ def run_reminders(pool: ConnectionPool, clock: Clock, batch: int = 500) -> int:
                     language=nurse["language"],
                 )
             reopen = policy.reopen_after_reminder
-            conn.execute(
-                "UPDATE alarms SET remind_at = NULL"
-                + (
-                    ", acknowledged_at = NULL, acknowledged_by = NULL,"
-                    " acknowledged_nurse_id = NULL, step_index = 0, step_round = 0,"
-                    " epoch = epoch + 1,"
-                    " next_step_at = %(now)s"
-                    if reopen
-                    else ""
-                )
-                + " WHERE id = %(id)s",
-                {"now": now, "id": alarm["id"]},
-            )
+            if reopen:
+                escalation_sql.reopen(conn, alarm["id"], now)
+            else:
+                escalation_sql.reminded(conn, alarm["id"])
             alarm_sql.add_history(
                 conn,
                 alarm["id"],

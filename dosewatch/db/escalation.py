@@ -115,6 +115,21 @@ def claim_reminders(conn: DbConn, now: datetime, limit: int) -> list[Row]:
     ).fetchall()
 
 
+def reminded(conn: DbConn, alarm_id: int) -> None:
+    conn.execute("UPDATE alarms SET remind_at = NULL WHERE id = %s", (alarm_id,))
+
+
+def reopen(conn: DbConn, alarm_id: int, now: datetime) -> None:
+    """Take the acknowledgement back and page again from the first step, in a new epoch (so the
+    outbox keys differ from the first time round)."""
+    conn.execute(
+        "UPDATE alarms SET remind_at = NULL, acknowledged_at = NULL, acknowledged_by = NULL,"
+        " acknowledged_nurse_id = NULL, step_index = 0, step_round = 0, epoch = epoch + 1,"
+        " next_step_at = %s WHERE id = %s",
+        (now, alarm_id),
+    )
+
+
 def nurse(conn: DbConn, nurse_id: int) -> Row | None:
     return conn.execute(
         "SELECT id, team_id, name, phone, language, active FROM nurses WHERE id = %s",
