@@ -117,8 +117,6 @@ def plan_steps(conn: DbConn, alarms: list[dict[str, Any]]) -> list[Planned]:
                 {"nurse_id": n, "channels": [c.value for c in step.channels]} for n in chosen
             ]
         nxt = advance(policy, Position(alarm["step_index"], alarm["step_round"]), due)
-        if not notified:
-            log.warning("alarm %s: step %s reached no one", alarm["id"], alarm["step_index"])
         history = {
             "step": alarm["step_index"],
             "round": alarm["step_round"],
@@ -140,6 +138,8 @@ def write_steps(conn: DbConn, plans: list[Planned], now: datetime) -> None:
             f":s{p.alarm['step_index']}"
         )
         rows += [{**r, "alarm_id": p.alarm["id"], "key": prefix + r["key"]} for r in p.outbox]
+        if p.history["reached_no_one"]:  # logged here: a new alarm has its id only by now
+            log.warning("alarm %s: step %s reached no one", p.alarm["id"], p.alarm["step_index"])
     outbox_sql.insert_many(conn, rows, now)
     alarm_sql.add_history_many(
         conn, [(p.alarm["id"], p.history) for p in plans], now, "escalated", "system", "automatic"
