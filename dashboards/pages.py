@@ -53,7 +53,10 @@ class _PageRoute(APIRoute):
 
 @cache
 def catalogue(language: str) -> dict[str, str]:
+    """``{language}.json`` plus any ``{language}.<area>.json`` (each area keeps its own texts)."""
     data: dict[str, str] = json.loads((WEB / "i18n" / f"{language}.json").read_text("utf-8"))
+    for extra in sorted((WEB / "i18n").glob(f"{language}.*.json")):
+        data.update(json.loads(extra.read_text("utf-8")))
     return data
 
 
