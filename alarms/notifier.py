@@ -39,6 +39,9 @@ class NotificationError(Exception):
 
 class Notifier(Protocol):
     name: str
+    # Where recipients reach dosewatch (DOSEWATCH_PUBLIC_URL): the webhooks Twilio calls, and
+    # the console links in the SMS, which open the alarm after sign-in.
+    public_url: str
 
     def send(self, out: Outgoing) -> str:
         """Hand the message or call to the provider; return its id. Raise NotificationError."""
@@ -57,6 +60,7 @@ class RecordingNotifier:
     """A fake provider: records every send; ``fail`` decides per message whether it fails."""
 
     name: str = "recording"
+    public_url: str = "https://dosewatch.invalid"
     sent: list[Outgoing] = field(default_factory=list)
     fail: Callable[[Outgoing], Failure | None] = lambda _out: None
 

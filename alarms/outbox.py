@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 
 from psycopg_pool import ConnectionPool
 
-from alarms import messages
 from alarms.notifier import NotificationError, Notifier, Outgoing
+from dosewatch import messages
 from dosewatch.clock import Clock
 from dosewatch.db import escalation as escalation_sql
+from dosewatch.db import message_facts
 from dosewatch.db import notifications as outbox_sql
 from dosewatch.domain.escalation import Channel
 from dosewatch.domain.retry import Failure, is_permanent, next_attempt
@@ -98,8 +99,9 @@ class Dispatcher:
                 outbox_sql.set_status(conn, ids, "skipped", now, "console-only: no SMS provider")
             return
         with self._pool.connection() as conn:
-            context = outbox_sql.context(conn, ids)
-        out = self._outgoing(group, context)
+            facts = message_facts.for_notifications(conn, ids)
+        links = self._notifier.public_url
+        out = self._outgoing(group, [facts[i] for i in ids if i in facts], links)
         try:
             sid = None
             if any(r["reclaimed"] for r in group):
@@ -119,20 +121,23 @@ class Dispatcher:
         with self._pool.connection() as conn:
             outbox_sql.mark_sent(conn, ids, sid, out.ref, self._clock.now())
 
-    def _outgoing(self, group: list[Row], context: list[Row]) -> Outgoing:
+    def _outgoing(self, group: list[Row], facts: list[messages.AlarmFacts], links: str) -> Outgoing:
+        """The message for one group. What it says about the patient follows the team's
+        choice (:mod:`dosewatch.domain.disclosure`); a call's text is only for logs and fakes,
+        since the webhook builds the call's script when it is answered."""
         first = group[0]
         language = first["language"]
         purpose = first["purpose"]
         if first["channel"] == "voice":
-            body = messages.voice_script(context[0], language, self._tz)
+            body = messages.voice_prompt(language)
         elif purpose == "alarm":
-            body = messages.alarm_sms(context, language, self._tz)
+            body = messages.alarm_sms(facts, language, self._tz, links)
         elif purpose == "all_clear":
-            body = messages.all_clear_sms(context[0], language, self._tz)
+            body = messages.all_clear_sms(facts[0], language, self._tz, links)
         elif purpose == "reminder":
-            body = messages.reminder_sms(context[0], language)
+            body = messages.reminder_sms(facts[0], language, links)
         else:  # patient_reminder
-            body = _patient_reminder(language)
+            body = messages.patient_reminder_sms(language)
         ref = f"n{first['id']}"
         if first["channel"] == "sms":
             body = messages.with_ref(body, ref)
@@ -159,9 +164,3 @@ class Dispatcher:
             outbox_sql.set_status(conn, ids, "failed", now, str(exc))
             for alarm_id in {r["alarm_id"] for r in group if r["purpose"] == "alarm"}:
                 escalation_sql.advance_now(conn, alarm_id, now)
-
-
-def _patient_reminder(language: str) -> str:
-    if language == "en":
-        return "Reminder from your home care: it is time for your medicine in the dispenser."
-    return "Påminnelse från hemtjänsten: det är dags för din medicin i dispensern."

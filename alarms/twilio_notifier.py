@@ -105,7 +105,7 @@ class TwilioNotifier:
         api_url: str | None = None,
     ) -> None:
         self._from = from_number
-        self._public = public_url.rstrip("/")
+        self.public_url = public_url.rstrip("/")
         rebase = api_url is not None and api_url.rstrip("/") != DEFAULT_API_URL
         http = (
             _RebasedHttpClient(api_url, TIMEOUT_S)
@@ -125,7 +125,7 @@ class TwilioNotifier:
                     to=out.to,
                     from_=self._from,
                     body=out.body,
-                    status_callback=f"{self._public}/twilio/sms/status",
+                    status_callback=f"{self.public_url}/twilio/sms/status",
                 )
                 return str(msg.sid)
             if out.channel == Channel.VOICE:
@@ -135,8 +135,8 @@ class TwilioNotifier:
                 call = self._client.calls.create(
                     to=out.to,
                     from_=self._from,
-                    url=f"{self._public}/twilio/voice?n={n}",
-                    status_callback=f"{self._public}/twilio/voice/status?n={n}",
+                    url=f"{self.public_url}/twilio/voice?n={n}",
+                    status_callback=f"{self.public_url}/twilio/voice/status?n={n}",
                     status_callback_event=CALL_EVENTS,
                 )
                 return str(call.sid)

@@ -19,6 +19,7 @@ from dashboards.credentials_api import router as credentials_router
 from dashboards.health import router as health_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
+from dashboards.privacy_api import router as privacy_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
@@ -58,6 +59,7 @@ def create_app(
     app.include_router(router)
     app.include_router(schedules_router)
     app.include_router(teams_router)
+    app.include_router(privacy_router)
     app.include_router(health_router)
     app.include_router(asyncapi_router)
     app.include_router(credentials_router)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -131,9 +131,27 @@ def render(request: Request, template: str, principal: Any, **context: Any) -> H
 router = APIRouter(route_class=_PageRoute, include_in_schema=False)
 
 
+def local_path(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/``: where sign-in may send a browser.
+
+    A deep link (``/console?alarm=17`` from an SMS) survives the sign-in this way, while
+    ``/login?next=https://evil.example`` cannot send a nurse elsewhere. Browsers read ``//host``,
+    ``/\\host`` and a path with a tab or newline in it (which they strip) as another host, so
+    those are refused too.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
 @router.get("/login")
 def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", None, next=request.query_params.get("next", "/"))
+    return render(request, "login.html", None, next=local_path(request.query_params.get("next")))
 
 
 @router.get("/")

@@ -8,14 +8,22 @@ URL differs from what Twilio signed). Without Twilio configured the routes answe
 half configured, 503.
 
 What the nurse hears is built when the call is answered, from the alarm as it is then (by
-notification id, ``?n=``), so a call answered after the alarm was handled says so.
+notification id, ``?n=``), so a call answered after the alarm was handled says so. A call comes
+in two steps, so that a voicemail keeps nothing about a patient:
+
+1. ``/twilio/voice``: "dosewatch alarm, press any key", inside a Gather. A voicemail greeting
+   presses nothing: the Gather times out, the call ends with nothing said about anyone, and the
+   status callback records ``no_keypress`` (not acknowledged: the escalation goes on).
+2. ``/twilio/voice/details``, after that key: the alarm (at the team's level of detail, see
+   :mod:`dosewatch.domain.disclosure`) and the acknowledgement prompt, inside a second Gather
+   whose key press (``/twilio/voice/gather``) acknowledges.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at
 # run time, and ``Signed`` is local to twilio_router (a string annotation could not find it).
 import logging
 import re
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
@@ -25,9 +33,10 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from alarms import messages
 from dashboards.deps import Db, Now
-from dosewatch.db import DbConn, registry
+from dashboards.fields import Id
+from dosewatch import messages
+from dosewatch.db import DbConn, message_facts
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import escalation as escalation_sql
 from dosewatch.db import notifications as outbox_sql
@@ -42,7 +51,6 @@ TEXT = {
         "thanks": "Tack. Larmet är kvitterat.",
         "already": "Larmet är redan hanterat. Tack.",
         "unknown_call": "Detta är dosewatch. Larmet finns inte längre.",
-        "acked": "Kvitterat: {what} för {patient}. Tack.",
         "none": "Inget okvitterat larm{code} hittades; det kan redan vara kvitterat.",
         "many": "Du har {n} okvitterade larm. Svara OK följt av koden i larmets SMS.",
         "help": "Svara OK följt av koden i larmets SMS för att kvittera.",
@@ -53,7 +61,6 @@ TEXT = {
         "thanks": "Thank you. The alarm is acknowledged.",
         "already": "This alarm has already been handled. Thank you.",
         "unknown_call": "This is dosewatch. The alarm no longer exists.",
-        "acked": "Acknowledged: {what} for {patient}. Thank you.",
         "none": "No unacknowledged alarm{code} found; it may already be acknowledged.",
         "many": "You have {n} unacknowledged alarms. Reply OK and the code from the alarm SMS.",
         "help": "Reply OK and the code from the alarm SMS to acknowledge.",
@@ -69,6 +76,8 @@ KEYWORDS = {
 }
 SMS_FAILED = ("failed", "undelivered")
 CALL_FAILED = ("busy", "no-answer", "failed", "canceled")
+# How long each Gather waits for a key: a voicemail greeting runs out this clock.
+GATHER_TIMEOUT_S = 10
 # Voice outcomes that a late or repeated status callback must not overwrite.
 CALL_FINAL = ("acknowledged", "no_keypress", "failed", "cancelled")
 
@@ -134,28 +143,58 @@ def twilio_router(auth_token: str | None, public_url: str | None) -> APIRouter:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.post("/voice")
-    def voice(n: int, form: Signed, conn: Db, request: Request) -> Response:
+    def voice(n: Id, form: Signed, conn: Db) -> Response:
+        """Step 1: nothing about the patient until someone presses a key."""
         twiml = VoiceResponse()
-        row = _call_context(conn, n)
-        if row is None:
+        call = _call(conn, n)
+        if call is None:
             twiml.say(_t("sv")["unknown_call"], language=VOICE["sv"])
             return _twiml(twiml)
-        lang = row["language"] if row["language"] in VOICE else "sv"
-        if row["state"] != "open":  # acknowledged, cleared or resolved while it rang
+        lang, facts = call
+        if facts.state != "open":  # acknowledged, cleared or resolved while it rang
             twiml.say(_t(lang)["already"], language=VOICE[lang])
             return _twiml(twiml)
-        tz = ZoneInfo(request.app.state.default_timezone)
         gather = twiml.gather(
-            num_digits=1, action=f"{base}/twilio/voice/gather?n={n}", timeout=10, method="POST"
+            num_digits=1,
+            action=f"{base}/twilio/voice/details?n={n}",
+            timeout=GATHER_TIMEOUT_S,
+            method="POST",
         )
-        gather.say(messages.voice_script(row, lang, tz), language=VOICE[lang])
-        # Reached only when the Gather times out: the call ends; the status callback records
-        # 'no_keypress' and the escalation goes on.
+        gather.say(messages.voice_prompt(lang), language=VOICE[lang])
+        # Reached only when the Gather times out (a voicemail, or nobody there): the call
+        # ends; the status callback records 'no_keypress' and the escalation goes on.
         twiml.say(_t(lang)["no_key"], language=VOICE[lang])
         return _twiml(twiml)
 
+    @router.post("/voice/details")
+    def voice_details(n: Id, form: Signed, conn: Db, request: Request) -> Response:
+        """Step 2, after a key: the alarm, then a key to acknowledge it."""
+        twiml = VoiceResponse()
+        call = _call(conn, n)
+        if call is None:
+            twiml.say(_t("sv")["unknown_call"], language=VOICE["sv"])
+            return _twiml(twiml)
+        lang, facts = call
+        if not form.get("Digits"):
+            # Twilio comes here without a key only if asked to (actionOnEmptyResult): whoever
+            # or whatever answered pressed nothing, so it hears nothing about the patient.
+            twiml.say(_t(lang)["no_key"], language=VOICE[lang])
+        elif facts.state != "open":
+            twiml.say(_t(lang)["already"], language=VOICE[lang])
+        else:
+            tz = ZoneInfo(request.app.state.default_timezone)
+            gather = twiml.gather(
+                num_digits=1,
+                action=f"{base}/twilio/voice/gather?n={n}",
+                timeout=GATHER_TIMEOUT_S,
+                method="POST",
+            )
+            gather.say(messages.voice_details(facts, lang, tz), language=VOICE[lang])
+            twiml.say(_t(lang)["no_key"], language=VOICE[lang])
+        return _twiml(twiml)
+
     @router.post("/voice/gather")
-    def voice_gather(n: int, form: Signed, conn: Db, clk: Now) -> Response:
+    def voice_gather(n: Id, form: Signed, conn: Db, clk: Now) -> Response:
         twiml = VoiceResponse()
         note = outbox_sql.get(conn, n)
         lang = note["language"] if note and note["language"] in VOICE else "sv"
@@ -176,7 +215,7 @@ def twilio_router(auth_token: str | None, public_url: str | None) -> APIRouter:
         return _twiml(twiml)
 
     @router.post("/voice/status")
-    def voice_status(n: int, form: Signed, conn: Db, clk: Now) -> Response:
+    def voice_status(n: Id, form: Signed, conn: Db, clk: Now) -> Response:
         state = form.get("CallStatus", "")
         note = outbox_sql.get(conn, n)
         if note is None or note["status"] in CALL_FINAL:
@@ -227,22 +266,20 @@ def twilio_router(auth_token: str | None, public_url: str | None) -> APIRouter:
             alarm = alarm_sql.acknowledge(
                 conn, alarm_id, clk.now(), nurse["name"], "sms", nurse["id"]
             )
-            if alarm is None:  # resolved between the lookup and now
+            facts = message_facts.for_alarm(conn, alarm_id) if alarm is not None else None
+            if facts is None:  # resolved between the lookup and now
                 twiml.message(text["none"].format(code=_with_code(code, nurses[0]["language"])))
             else:
-                patient = registry.get_patient(conn, alarm["patient_id"])
-                what = messages.kind_text(alarm["kind"], nurse["language"])
-                name = patient["name"] if patient else "?"
-                twiml.message(text["acked"].format(what=what, patient=name))
+                twiml.message(messages.sms_acknowledged(facts, nurse["language"]))
         return _twiml(twiml)
 
     return router
 
 
-def _call_context(conn: DbConn, notification_id: int) -> dict[str, Any] | None:
-    """What the call reads out (alarm, patient, due time) and the alarm's state now."""
-    rows = outbox_sql.context(conn, [notification_id])
-    if not rows:
+def _call(conn: DbConn, notification_id: int) -> tuple[str, messages.AlarmFacts] | None:
+    """The call's language and its alarm as it is now, or ``None`` for an unknown call."""
+    note = outbox_sql.get(conn, notification_id)
+    facts = message_facts.for_notifications(conn, [notification_id]).get(notification_id)
+    if note is None or facts is None:
         return None
-    alarm = alarm_sql.get_alarm(conn, rows[0]["alarm_id"])
-    return {**rows[0], "state": alarm["state"] if alarm else "resolved"}
+    return (note["language"] if note["language"] in VOICE else "sv"), facts

@@ -43,6 +43,7 @@ class _Spy:
 
     def __init__(self, inner: Notifier, clock: FakeClock, log: list[Sent]) -> None:
         self.name = inner.name
+        self.public_url = inner.public_url
         self._inner, self._clock, self._log = inner, clock, log
 
     def send(self, out: Outgoing) -> str:

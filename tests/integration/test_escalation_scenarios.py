@@ -154,9 +154,13 @@ def test_alarms_for_the_same_nurse_at_the_same_time_are_bundled_into_one_sms(
     [sms] = scenario.sent
     assert sms.at == local("08:45") and sms.to == PRIMARY
     assert "2 larm" in sms.body
-    assert "Patient of DSP-1" in sms.body and "Patient of DSP-2" in sms.body
-    codes = {a["ack_code"] for d in ("DSP-1", "DSP-2") for a in alarms_of(pool, d)}
-    assert all(f"OK {code}" in sms.body for code in codes)
+    alarms = [a for d in ("DSP-1", "DSP-2") for a in alarms_of(pool, d)]
+    # Each line names its patient by initials and reference (the default), with its own code
+    # and its own console link.
+    assert "Patient of" not in sms.body
+    for a in alarms:
+        assert f"P.D. #{a['patient_id']} (OK {a['ack_code']})" in sms.body
+        assert f"/console?alarm={a['id']}" in sms.body
 
 
 def test_an_unresolved_acknowledgement_gets_a_reminder_and_can_reopen(
@@ -293,4 +297,5 @@ def test_alarms_arriving_soon_after_an_sms_wait_and_go_out_together(
         ("08:45", 1),
         ("08:47", 3),  # two alarms, each with its code, plus the "Svara OK <kod>" line
     ]
-    assert "Patient of DSP-B" in sms[1].body and "Patient of DSP-C" in sms[1].body
+    bundled = [a for d in ("DSP-B", "DSP-C") for a in alarms_of(pool, d)]
+    assert all(f"#{a['patient_id']} (OK {a['ack_code']})" in sms[1].body for a in bundled)

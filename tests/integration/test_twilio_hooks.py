@@ -145,6 +145,7 @@ def twiml(response: Any) -> ET.Element:
 ROUTES = [
     ("/twilio/sms/status", {"MessageSid": "SM1", "MessageStatus": "failed"}),
     ("/twilio/voice?n=1", {"CallSid": "CA1", "CallStatus": "in-progress"}),
+    ("/twilio/voice/details?n=1", {"CallSid": "CA1", "Digits": "1"}),
     ("/twilio/voice/gather?n=1", {"CallSid": "CA1", "Digits": "1"}),
     ("/twilio/voice/status?n=1", {"CallSid": "CA1", "CallStatus": "completed"}),
     ("/twilio/sms/inbound", {"From": ANNA, "Body": "OK 1234"}),
@@ -190,7 +191,7 @@ def test_without_twilio_the_routes_do_not_exist_and_half_configured_is_503(
 # --- voice -------------------------------------------------------------------------------
 
 
-def test_the_call_reads_the_alarm_in_swedish_inside_a_gather(
+def test_the_call_says_nothing_identifying_before_a_key_and_the_alarm_after(
     world: dict[str, Any], pool: ConnectionPool, clock: FakeClock, client: TestClient
 ) -> None:
     n = notify(pool, clock, world["alarm"], world["nurses"]["Anna"], "voice", "CA1")
@@ -200,12 +201,22 @@ def test_the_call_reads_the_alarm_in_swedish_inside_a_gather(
     gather, after = list(root)
     assert gather.tag == "Gather"
     assert gather.attrib["numDigits"] == "1" and gather.attrib["timeout"] == "10"
-    assert gather.attrib["action"] == f"{PUBLIC}/twilio/voice/gather?n={n}"
+    assert gather.attrib["action"] == f"{PUBLIC}/twilio/voice/details?n={n}"
     [say] = list(gather)
     assert say.attrib["language"] == "sv-SE"
-    assert say.text is not None
-    assert "Detta är dosewatch. Missad dos klockan 08:00 för Astrid Berg." in say.text
+    assert say.text == "dosewatch-larm. Tryck på valfri knapp."
     assert after.tag == "Say" and "Ingen knapp trycktes" in (after.text or "")
+
+    # The key: now the alarm, and a second Gather whose key acknowledges.
+    details = twiml(post(client, f"/twilio/voice/details?n={n}", {"CallSid": "CA1", "Digits": "5"}))
+    gather, after = list(details)
+    assert gather.attrib["action"] == f"{PUBLIC}/twilio/voice/gather?n={n}"
+    [say] = list(gather)
+    assert say.text == (
+        "Missad dos klockan 08:00 för A.B. nummer 1. Tryck valfri siffra för att kvittera."
+    )
+    assert after.tag == "Say" and "Ingen knapp trycktes" in (after.text or "")
+    assert alarm(pool, world["alarm"])["acknowledged_at"] is None  # only the second key acks
 
 
 def test_an_english_nurse_hears_english(
@@ -224,7 +235,11 @@ def test_an_english_nurse_hears_english(
     root = twiml(post(client, f"/twilio/voice?n={n}", {"CallSid": "CA2"}))
     say = root.find("Gather/Say")
     assert say is not None and say.attrib["language"] == "en-GB"
-    assert "Missed dose at 08:00 for Astrid Berg" in (say.text or "")
+    assert say.text == "dosewatch alarm, press any key."
+    root = twiml(post(client, f"/twilio/voice/details?n={n}", {"CallSid": "CA2", "Digits": "1"}))
+    say = root.find("Gather/Say")
+    assert say is not None and say.attrib["language"] == "en-GB"
+    assert "Missed dose at 08:00 for A.B. number 1" in (say.text or "")
 
 
 def test_a_keypress_acknowledges_the_alarm_as_that_nurse_by_phone(
@@ -307,7 +322,7 @@ def test_an_ok_reply_with_the_code_acknowledges_that_alarm(
     notify(pool, clock, world["other_alarm"], anna, "sms", "SM1")  # a bundle of two
     root = twiml(post(client, "/twilio/sms/inbound", {"From": ANNA, "Body": body}))
 
-    assert root.findtext("Message") == "Kvitterat: Missad dos för Astrid Berg. Tack."
+    assert root.findtext("Message") == "Kvitterat: Missad dos för A.B. #1. Tack."
     acked = alarm(pool, world["alarm"])
     assert acked["acknowledged_nurse_id"] == anna and acked["acknowledged_at"] == clock.now()
     with pool.connection() as conn:
@@ -340,7 +355,7 @@ def test_a_bare_ok_acknowledges_when_exactly_one_alarm_is_waiting(
     lars = world["nurses"]["Lars"]
     notify(pool, clock, world["other_alarm"], lars, "sms", "SM2", language="en", to=LARS)
     root = twiml(post(client, "/twilio/sms/inbound", {"From": LARS, "Body": "OK"}))
-    assert root.findtext("Message") == "Acknowledged: Missed dose for Bo Ek. Thank you."
+    assert root.findtext("Message") == "Acknowledged: Missed dose for B.E. #2. Thank you."
     assert alarm(pool, world["other_alarm"])["acknowledged_nurse_id"] == lars
     assert alarm(pool, world["alarm"])["acknowledged_at"] is None  # never sent to Lars
 

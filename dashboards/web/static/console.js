@@ -14,6 +14,13 @@
   const latency = (window.__dwLatency = []);
   const list = document.getElementById("alarms");
   const pane = document.getElementById("detail");
+  // /console?alarm=17: the link in an SMS. It survives the sign-in redirect (login?next=...)
+  // and opens that alarm first, whatever its place in the list (or if it is no longer in it).
+  const linked = (() => {
+    const v = new URLSearchParams(location.search).get("alarm") || "";
+    return /^[1-9][0-9]{0,17}$/.test(v) ? Number(v) : null;
+  })();
+  let linkShown = false;
 
   const key = (a) => [a.acknowledged_at ? 1 : 0, a.state === "cleared" ? 1 : 0, PRIO[a.priority] ?? 3, a.opened_at, a.id];
   function before(a, b) {
@@ -83,8 +90,9 @@
     }
     list.replaceChildren(frag);
     summarise();
-    if (selected && !alarms.has(selected)) selected = null;
-    if (!selected && data.length) select(data[0].id, false);
+    if (selected && !alarms.has(selected) && selected !== linked) selected = null;
+    if (!selected && linked !== null && !linkShown) select(linked, false);
+    else if (!selected && data.length) select(data[0].id, false);
     else if (selected) refreshDetail();
     document.body.dataset.loaded = String(data.length);
   }
@@ -167,7 +175,9 @@
       detail = d;
       renderDetail();
     } catch (e) {
-      pane.replaceChildren(el("p", { class: "error" }, e.message));
+      delete pane.dataset.alarmId;
+      const text = e.status === 404 ? t("alarm_not_found", { id }) : e.message;
+      pane.replaceChildren(el("p", { class: "error", id: "detail-error" }, text));
     }
   }
 
@@ -177,6 +187,7 @@
 
   function renderDetail() {
     const { alarm: a, patient: p, doses, health, history, notifications } = detail;
+    pane.dataset.alarmId = String(a.id);
     const note = el("textarea", { id: "resolve-note", rows: 2, placeholder: t("note_optional"), maxlength: 2000 });
     const actions = el("div", { class: "actions" },
       a.acknowledged_at ? el("span", { class: "done" }, "✓ ", t("acknowledged_by", { who: a.acknowledged_by || "?", when: when(a.acknowledged_at, "time") }))
@@ -201,6 +212,11 @@
       section(t("last_7_days"), doseGrid(doses)),
       section(t("dispenser_health"), healthList(health)),
       section(t("timeline"), timeline(history, notifications)));
+    if (a.id === linked && !linkShown) {
+      // On a phone the detail stacks under the list: bring the linked alarm into view.
+      linkShown = true;
+      pane.scrollIntoView({ block: "start" });
+    }
   }
 
   const SLOT_ICON = { taken: "✓", taken_late: "◔", missed: "✗", unknown: "?", suspended: "–", pending: "○" };
@@ -317,6 +333,7 @@
   });
 
   document.addEventListener("DOMContentLoaded", () => {
+    if (linked !== null) document.querySelector(".console-grid").classList.add("linked");
     document.getElementById("help-button").addEventListener("click", () => document.getElementById("help").showModal());
     connect();
     setInterval(() => {

@@ -14,8 +14,11 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const me = await DW.api("POST", "/auth/login", body);
       if (me && me.language) document.cookie = `dw_lang=${me.language}; path=/; max-age=31536000; samesite=lax`;
+      // The server already checked next (pages.local_path); checked again so that this page
+      // never leaves the site even if it is served some other way.
       const next = form.dataset.next || "/";
-      location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+      const local = next.startsWith("/") && !next.startsWith("//") && !/[\\\x00-\x1f\x7f]/.test(next);
+      location.assign(local ? next : "/");
     } catch (e) {
       error.textContent = e.status === 429 ? DW.t("login_throttled") : DW.t("login_failed");
       error.hidden = false;
