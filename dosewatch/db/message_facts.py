@@ -93,15 +93,17 @@ def set_team_detail(
 ) -> tuple[TeamDetail, Detail] | None:
     """Store the team's level; returns it and the level before (``None``: no such team).
     Setting the level it already has changes nothing, not even who set it last."""
-    row = conn.execute(
-        "WITH old AS (SELECT id, notification_detail FROM teams WHERE id = %(id)s FOR UPDATE)"
-        " UPDATE teams t SET notification_detail = %(d)s,"
-        "  notification_detail_changed_at = CASE WHEN old.notification_detail = %(d)s"
-        "   THEN t.notification_detail_changed_at ELSE %(now)s END,"
-        "  notification_detail_changed_by = CASE WHEN old.notification_detail = %(d)s"
-        "   THEN t.notification_detail_changed_by ELSE %(by)s END"
-        f" FROM old WHERE t.id = old.id RETURNING t.{_TEAM_COLUMNS.replace(', ', ', t.')},"
-        " old.notification_detail AS before",
-        {"id": team_id, "d": detail.value, "now": now, "by": by},
+    before = conn.execute(
+        "SELECT notification_detail FROM teams WHERE id = %s FOR UPDATE", (team_id,)
     ).fetchone()
-    return None if row is None else (_team_detail(row), Detail(row["before"]))
+    if before is None:
+        return None
+    if before["notification_detail"] != detail.value:
+        conn.execute(
+            "UPDATE teams SET notification_detail = %s, notification_detail_changed_at = %s,"
+            " notification_detail_changed_by = %s WHERE id = %s",
+            (detail.value, now, by, team_id),
+        )
+    current = team_detail(conn, team_id)
+    assert current is not None  # the row is locked: it cannot have gone
+    return current, Detail(before["notification_detail"])
