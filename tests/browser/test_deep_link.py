@@ -91,6 +91,28 @@ def test_the_sms_link_opens_that_alarm_after_sign_in_on_a_phone(
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     screenshot(phone, "deep-link-phone-sv")
 
+    # A link to another team's alarm shows nothing of it: the same answer as no such alarm.
+    theirs = add_dispenser(pool, "DSP-3", clock.now())
+    with pool.connection() as conn:
+        conn.execute("INSERT INTO teams (name, created_at) VALUES ('Söder', %s)", (clock.now(),))
+        conn.execute(
+            "UPDATE patients SET name = 'Someone Else',"
+            " team_id = (SELECT id FROM teams WHERE name = 'Söder') WHERE id = %s",
+            (theirs,),
+        )
+        row = conn.execute(
+            "INSERT INTO alarms (kind, dispenser_id, patient_id, priority, opened_at)"
+            " VALUES ('help_button', 'DSP-3', %s, 'high', %s) RETURNING id",
+            (theirs, clock.now()),
+        ).fetchone()
+    assert row is not None
+    phone.goto(f"{web}/console?alarm={row['id']}")
+    phone.locator("#detail-error").wait_for()
+    assert phone.inner_text("#detail-error") == (
+        f"Larm {row['id']} finns inte, eller hör inte till ditt team."
+    )
+    assert "Someone Else" not in phone.content()
+
 
 def test_sign_in_never_sends_the_browser_to_another_site(
     pool: ConnectionPool, clock: FakeClock, web: str, phone: Any
