@@ -3,7 +3,7 @@
 The level (``teams.notification_detail``, migration 0010) is read together with the alarm in
 the same query the message is built from, so a team that changes it changes every message sent
 from then on, including those already queued. Changing it stamps who and when on the team row
-for the settings page; the request that changes it also writes the audit log, in the same
+(what GET answers); the request that changes it also writes the audit log, in the same
 transaction (:mod:`dashboards.privacy_api`).
 """
 
