@@ -16,7 +16,9 @@ from dashboards.auth_api import api as users_audit_router
 from dashboards.auth_api import router as auth_router
 from dashboards.console_api import router as console_router
 from dashboards.credentials_api import router as credentials_router
+from dashboards.fhir_api import router as fhir_router
 from dashboards.health import router as health_router
+from dashboards.identity_api import router as identity_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
 from dashboards.schedules_api import router as schedules_router
@@ -63,6 +65,8 @@ def create_app(
     app.include_router(credentials_router)
     app.include_router(auth_router)
     app.include_router(users_audit_router)
+    app.include_router(fhir_router)
+    app.include_router(identity_router)
     auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller
     app.include_router(twilio_router(twilio_auth_token, public_url))
 
