@@ -19,6 +19,7 @@ from alarms.escalation import run_escalations, run_reminders
 from alarms.missed import sweep_missed_doses
 from alarms.notifier import Notifier
 from alarms.outbox import Dispatcher
+from alarms.webhooks import WebhookDispatcher, fan_out
 from dosewatch.clock import Clock
 from dosewatch.db import health as health_sql
 from dosewatch.db import presence as presence_sql
@@ -60,6 +61,7 @@ def start_scheduler(
     scheduler = BackgroundScheduler(timezone="UTC")
     dispatcher = Dispatcher(pool, clock, notifier, tz or ZoneInfo("Europe/Stockholm"))
     device_cfg = DeviceSettings(offline_after=offline_after)
+    webhook_dispatcher = WebhookDispatcher(pool, clock)
     # coalesce + max_instances=1: a slow run is never stacked; the next one catches up.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     jobs: dict[str, tuple[Callable[[], object], float]] = {
@@ -73,6 +75,7 @@ def start_scheduler(
         "presence": (lambda: mark_offline(pool, clock, offline_after), 60.0),
         "dispatch": (dispatcher.run, min(2.0, sweep_interval_s)),
         "plan": (lambda: plan_slots(pool, clock, horizon), 600.0),
+        "webhooks": (lambda: (fan_out(pool, clock), webhook_dispatcher.run()), 2.0),
     }
     for name, (work, every_s) in jobs.items():
         scheduler.add_job(

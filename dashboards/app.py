@@ -25,6 +25,8 @@ from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
 from dashboards.twilio_hooks import twilio_router
+from dashboards.webhooks_api import document as document_webhooks
+from dashboards.webhooks_api import router as webhooks_router
 from dosewatch import __version__
 from dosewatch.clock import Clock
 
@@ -67,6 +69,8 @@ def create_app(
     app.include_router(users_audit_router)
     app.include_router(fhir_router)
     app.include_router(identity_router)
+    app.include_router(webhooks_router)
+    document_webhooks(app)
     auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller
     app.include_router(twilio_router(twilio_auth_token, public_url))
 
