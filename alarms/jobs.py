@@ -16,10 +16,13 @@ from psycopg_pool import ConnectionPool
 
 from alarms.device import sweep_device_alarms
 from alarms.escalation import run_escalations, run_reminders
+from alarms.fanout import fan_out
 from alarms.missed import sweep_missed_doses
 from alarms.notifier import Notifier
 from alarms.outbox import Dispatcher
-from alarms.webhooks import WebhookDispatcher, fan_out
+from alarms.scaip import ScaipForwarder
+from alarms.sip import SipSender
+from alarms.webhooks import WebhookDispatcher
 from dosewatch.clock import Clock
 from dosewatch.db import health as health_sql
 from dosewatch.db import presence as presence_sql
@@ -57,6 +60,7 @@ def start_scheduler(
     notifier: Notifier | None = None,
     tz: ZoneInfo | None = None,
     offline_after: timedelta = timedelta(minutes=15),
+    sip: SipSender | None = None,
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     dispatcher = Dispatcher(pool, clock, notifier, tz or ZoneInfo("Europe/Stockholm"))
@@ -77,6 +81,8 @@ def start_scheduler(
         "plan": (lambda: plan_slots(pool, clock, horizon), 600.0),
         "webhooks": (lambda: (fan_out(pool, clock), webhook_dispatcher.run()), 2.0),
     }
+    if sip is not None:  # SCAIP forwarding: only where a local SIP address is configured
+        jobs["scaip"] = (ScaipForwarder(pool, clock, sip).run, 2.0)
     for name, (work, every_s) in jobs.items():
         scheduler.add_job(
             recorded,

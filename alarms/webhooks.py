@@ -1,11 +1,7 @@
 """Webhooks out: fan queued alarm events out to subscriptions, then deliver them, signed.
 
-Two idempotent jobs, safe in any number of processes:
-
-- :func:`fan_out` takes queued lifecycle events (``webhook_queue``, filled in the transaction
-  that recorded them) and stores one delivery per interested subscription, keyed by the event's
-  id, in the same transaction that empties the queue;
-- :class:`WebhookDispatcher` claims due deliveries under a lease, POSTs each with no lock held,
+Deliveries are made by :func:`alarms.fanout.fan_out`; :class:`WebhookDispatcher`, safe in any
+number of processes, claims due deliveries under a lease, POSTs each with no lock held,
   and records the answer. 2xx is delivered. A transient failure (network, timeout, 408, 429,
   5xx) is retried with :mod:`dosewatch.domain.retry`'s backoff; any other 4xx, or the retries
   exhausted, marks it ``failed`` — shown in ``GET /api/v1/webhooks/{id}/deliveries`` and
@@ -30,23 +26,6 @@ from dosewatch.domain.retry import Failure, is_permanent, next_attempt
 
 log = logging.getLogger(__name__)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-
-def fan_out(pool: ConnectionPool, clock: Clock, batch: int = 500) -> int:
-    """Turn queued events into deliveries; returns how many deliveries were stored."""
-    stored = 0
-    while True:
-        with pool.connection() as conn, conn.transaction():
-            events = webhook_sql.take_queued_events(conn, batch)
-            pairs = webhooks.fan_out(events, webhook_sql.active_subscriptions(conn))
-            stored += webhook_sql.enqueue(
-                conn,
-                [(s.id, webhooks.event_id(e), webhooks.event_type(e.action) or "",
-                  webhooks.payload(e)) for s, e in pairs],
-                clock.now(),
-            )  # fmt: skip
-        if len(events) < batch:
-            return stored
 
 
 class WebhookDispatcher:

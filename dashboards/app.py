@@ -21,6 +21,7 @@ from dashboards.health import router as health_router
 from dashboards.identity_api import router as identity_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
+from dashboards.scaip_api import router as scaip_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
@@ -70,6 +71,7 @@ def create_app(
     app.include_router(fhir_router)
     app.include_router(identity_router)
     app.include_router(webhooks_router)
+    app.include_router(scaip_router)
     document_webhooks(app)
     auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller
     app.include_router(twilio_router(twilio_auth_token, public_url))

@@ -73,8 +73,8 @@ def deactivate(conn: DbConn, subscription_id: int) -> bool:
 def take_queued_events(conn: DbConn, limit: int) -> list[AlarmEvent]:
     """Remove up to ``limit`` queued lifecycle events and return them (in this transaction)."""
     rows = conn.execute(
-        "WITH q AS (DELETE FROM webhook_queue WHERE history_id IN ("
-        "   SELECT history_id FROM webhook_queue ORDER BY history_id"
+        "WITH q AS (DELETE FROM alarm_event_queue WHERE history_id IN ("
+        "   SELECT history_id FROM alarm_event_queue ORDER BY history_id"
         "   LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING history_id)"
         " SELECT h.id AS history_id, h.action, h.at, h.actor, h.via, a.id AS alarm_id, a.kind,"
         " a.priority, a.state, a.dispenser_id, a.patient_id, a.team_id, p.team_id AS patient_team,"
@@ -89,6 +89,7 @@ def take_queued_events(conn: DbConn, limit: int) -> list[AlarmEvent]:
             via=r["via"], alarm_id=r["alarm_id"], kind=r["kind"], priority=r["priority"],
             state=r["state"], dispenser_id=r["dispenser_id"], patient_id=r["patient_id"],
             teams=frozenset(t for t in (r["team_id"], r["patient_team"]) if t is not None),
+            team_id=r["team_id"] if r["team_id"] is not None else r["patient_team"],
             slot_due_at=r["slot_due_at"], opened_at=r["opened_at"],
         )  # fmt: skip
         for r in rows

@@ -65,6 +65,7 @@ class AlarmEvent:
     dispenser_id: str
     patient_id: int
     teams: frozenset[int]  # the alarm's paged team and its patient's current team
+    team_id: int | None  # the team it pages (its patient's when it paged none)
     slot_due_at: datetime | None
     opened_at: datetime
 

@@ -19,7 +19,7 @@ from tests.auth_helpers import all_routes, bearer, fill, params, sign_in, team, 
 from tests.helpers import add_dispenser
 
 # Admin-only records that belong to no team (a nurse is refused them with 403, tested below).
-ADMIN_ONLY = {"/api/v1/webhooks/{webhook_id}/deliveries"}
+ADMIN_ONLY = {"/api/v1/webhooks/{webhook_id}/deliveries", "/api/v1/teams/{team_id}/scaip"}
 READS = [
     p for m, p in all_routes()
     if m == "GET" and p.startswith(("/api/v1/", "/fhir/")) and params(p) and p not in ADMIN_ONLY

@@ -18,8 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
+from alarms.fanout import fan_out
 from alarms.missed import sweep_missed_doses
-from alarms.webhooks import WebhookDispatcher, fan_out
+from alarms.webhooks import WebhookDispatcher
 from dashboards.app import create_app
 from dosewatch.clock import FakeClock
 from dosewatch.domain import webhooks

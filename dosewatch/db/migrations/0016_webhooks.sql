@@ -15,18 +15,18 @@ CREATE TABLE webhook_subscriptions (
 -- Filled in the same transaction as the alarm_history row (so no event is ever missed, whatever
 -- order concurrent transactions commit in); emptied by the fan-out sweep. Plumbing only: which
 -- subscription wants which event is decided in dosewatch.domain.webhooks.
-CREATE TABLE webhook_queue (history_id bigint PRIMARY KEY);
+CREATE TABLE alarm_event_queue (history_id bigint PRIMARY KEY);
 
-CREATE FUNCTION alarm_history_to_webhook_queue() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION alarm_history_to_event_queue() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM webhook_subscriptions WHERE active) THEN
-        INSERT INTO webhook_queue (history_id) SELECT id FROM new_rows;
+        INSERT INTO alarm_event_queue (history_id) SELECT id FROM new_rows;
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER alarm_history_to_webhook_queue AFTER INSERT ON alarm_history
+CREATE TRIGGER alarm_history_to_event_queue AFTER INSERT ON alarm_history
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION alarm_history_to_webhook_queue();
+    EXECUTE FUNCTION alarm_history_to_event_queue();
 
 CREATE TABLE webhook_deliveries (
     id              bigserial PRIMARY KEY,
