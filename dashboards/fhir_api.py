@@ -145,11 +145,11 @@ def _instant_or_day(value: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
             lo = datetime.combine(day, time(0), zone)
             return lo, datetime.combine(day + timedelta(days=1), time(0), zone)
         at = datetime.fromisoformat(value)
-    except ValueError:
+        if at.tzinfo is None:
+            raise HTTPException(422, f"date: {value!r} needs an offset (e.g. +01:00 or Z)")
+        return at, at + timedelta(microseconds=1)
+    except (ValueError, OverflowError):  # not a date, or at the very end of the calendar
         raise HTTPException(422, f"date: {value!r} is neither YYYY-MM-DD nor an instant") from None
-    if at.tzinfo is None:
-        raise HTTPException(422, f"date: {value!r} needs an offset (e.g. +01:00 or Z)")
-    return at, at + timedelta(microseconds=1)
 
 
 def capability_statement(now: datetime) -> dict[str, Any]:
