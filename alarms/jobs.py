@@ -16,9 +16,13 @@ from psycopg_pool import ConnectionPool
 
 from alarms.device import sweep_device_alarms
 from alarms.escalation import run_escalations, run_reminders
+from alarms.fanout import fan_out
 from alarms.missed import sweep_missed_doses
 from alarms.notifier import Notifier
 from alarms.outbox import Dispatcher
+from alarms.scaip import ScaipForwarder
+from alarms.sip import SipSender
+from alarms.webhooks import WebhookDispatcher
 from dosewatch.clock import Clock
 from dosewatch.db import health as health_sql
 from dosewatch.db import presence as presence_sql
@@ -56,10 +60,12 @@ def start_scheduler(
     notifier: Notifier | None = None,
     tz: ZoneInfo | None = None,
     offline_after: timedelta = timedelta(minutes=15),
+    sip: SipSender | None = None,
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     dispatcher = Dispatcher(pool, clock, notifier, tz or ZoneInfo("Europe/Stockholm"))
     device_cfg = DeviceSettings(offline_after=offline_after)
+    webhook_dispatcher = WebhookDispatcher(pool, clock)
     # coalesce + max_instances=1: a slow run is never stacked; the next one catches up.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     jobs: dict[str, tuple[Callable[[], object], float]] = {
@@ -73,7 +79,10 @@ def start_scheduler(
         "presence": (lambda: mark_offline(pool, clock, offline_after), 60.0),
         "dispatch": (dispatcher.run, min(2.0, sweep_interval_s)),
         "plan": (lambda: plan_slots(pool, clock, horizon), 600.0),
+        "webhooks": (lambda: (fan_out(pool, clock), webhook_dispatcher.run()), 2.0),
     }
+    if sip is not None:  # SCAIP forwarding: only where a local SIP address is configured
+        jobs["scaip"] = (ScaipForwarder(pool, clock, sip).run, 2.0)
     for name, (work, every_s) in jobs.items():
         scheduler.add_job(
             recorded,

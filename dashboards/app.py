@@ -16,14 +16,19 @@ from dashboards.auth_api import api as users_audit_router
 from dashboards.auth_api import router as auth_router
 from dashboards.console_api import router as console_router
 from dashboards.credentials_api import router as credentials_router
+from dashboards.fhir_api import router as fhir_router
 from dashboards.health import router as health_router
+from dashboards.identity_api import router as identity_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
 from dashboards.privacy_api import router as privacy_router
+from dashboards.scaip_api import router as scaip_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
 from dashboards.twilio_hooks import twilio_router
+from dashboards.webhooks_api import document as document_webhooks
+from dashboards.webhooks_api import router as webhooks_router
 from dosewatch import __version__
 from dosewatch.clock import Clock
 
@@ -65,6 +70,11 @@ def create_app(
     app.include_router(credentials_router)
     app.include_router(auth_router)
     app.include_router(users_audit_router)
+    app.include_router(fhir_router)
+    app.include_router(identity_router)
+    app.include_router(webhooks_router)
+    app.include_router(scaip_router)
+    document_webhooks(app)
     auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller
     app.include_router(twilio_router(twilio_auth_token, public_url))
 

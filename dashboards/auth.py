@@ -240,6 +240,8 @@ def install(app: FastAPI, cookie_secure: str | None = None) -> None:
 
 
 def _protected(path: str) -> bool:
+    if path.startswith("/fhir/"):  # the dose record: every resource but the capability list
+        return path.rstrip("/") != "/fhir/R4/metadata"
     return path.startswith("/api/v1/") and path.rstrip("/") not in OPEN_API_PATHS
 
 

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # Twilio's REST API; tests point it at a local stand-in.
     twilio_api_url: str = "https://api.twilio.com"
+    # SCAIP forwarding to an alarm receiving centre: the local SIP address (host:port) the
+    # centre answers to. Unset: nothing is forwarded (teams' SCAIP settings wait, and say so).
+    scaip_sip_local: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")
 
     @field_validator("database_url")
     @classmethod

@@ -104,7 +104,17 @@ def start_alarm_jobs(rt: Runtime) -> Any:
         notifier=notifier_from_settings(rt.settings),  # None (and a loud warning): console-only
         tz=ZoneInfo(rt.settings.timezone),
         offline_after=timedelta(minutes=rt.settings.offline_after_min),
+        sip=_sip_sender(rt.settings.scaip_sip_local),
     )
+
+
+def _sip_sender(local: str | None) -> Any:
+    if local is None:
+        return None
+    from alarms.sip import SippySender
+
+    host, _, port = local.rpartition(":")
+    return SippySender(host.strip("[]"), int(port))
 
 
 def serve_web(rt: Runtime) -> None:

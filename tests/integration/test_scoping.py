@@ -18,7 +18,12 @@ from dosewatch.clock import FakeClock
 from tests.auth_helpers import all_routes, bearer, fill, params, sign_in, team, user
 from tests.helpers import add_dispenser
 
-READS = [p for m, p in all_routes() if m == "GET" and p.startswith("/api/v1/") and params(p)]
+# Admin-only records that belong to no team (a nurse is refused them with 403, tested below).
+ADMIN_ONLY = {"/api/v1/webhooks/{webhook_id}/deliveries", "/api/v1/teams/{team_id}/scaip"}
+READS = [
+    p for m, p in all_routes()
+    if m == "GET" and p.startswith(("/api/v1/", "/fhir/")) and params(p) and p not in ADMIN_ONLY
+]  # fmt: skip
 KNOWN_PARAMS = {
     "patient_id", "dispenser_id", "alarm_id", "team_id", "nurse_id", "absence_id", "shift_id",
 }  # fmt: skip
@@ -98,6 +103,12 @@ def test_every_read_route_is_tried() -> None:
     assert "/api/v1/patients/{patient_id}" in READS and "/api/v1/alarms/{alarm_id}" in READS
     unknown = {p for path in READS for p in params(path)} - KNOWN_PARAMS
     assert not unknown, f"teach test_scoping which team owns a {unknown}"
+    assert "/fhir/R4/Patient/{patient_id}" in READS
+
+
+@pytest.mark.parametrize("path", sorted(ADMIN_ONLY))
+def test_admin_only_records_are_refused_to_a_nurse(path: str, nurse_a: TestClient) -> None:
+    assert nurse_a.get(fill(path, {})).status_code == 403
 
 
 @pytest.mark.parametrize("path", READS)
