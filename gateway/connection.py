@@ -36,7 +36,6 @@ _NOT_V5 = {"Unsupported protocol version", "Unspecified error", "Protocol error"
 @dataclass
 class _Handshake:
     subscriptions: tuple[str, ...]
-    v5: bool
     session: SessionGuard[Any] | None
     ready: threading.Event = field(default_factory=threading.Event)
     # Set on SUBACK: a caller that publishes right after connect_client() returns must not race
@@ -65,13 +64,13 @@ class _Handshake:
             self.subscribed.set()
 
     def on_disconnect(
-        self, c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
+        self, c: mqtt.Client, _u: object, flags: mqtt.DisconnectFlags, rc: ReasonCode, _p: object
     ) -> None:
         if not self.ready.is_set():  # hung up before any CONNACK: a refusal of this version
             self.rc = rc
             self.ready.set()
         elif self.session is not None:
-            self.session.disconnected(c, rc, self.v5)
+            self.session.disconnected(c, rc, flags.is_disconnect_packet_from_server)
         elif rc.is_failure:  # not our own disconnect(): paho reconnects by itself
             log.warning("MQTT connection lost (%s); reconnecting", rc)
 
@@ -106,7 +105,7 @@ def connect_client(
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         if on_message is not None:
             client.on_message = on_message
-        handshake = _Handshake(subscriptions, v5, session)
+        handshake = _Handshake(subscriptions, session)
         client.on_connect = handshake.on_connect
         client.on_disconnect = handshake.on_disconnect
         client.on_subscribe = handshake.on_subscribe

@@ -61,21 +61,21 @@ Decision = Literal["reconnect", "reclaim", "yield"]
 T = TypeVar("T")
 
 
-def after_disconnect(
-    reason: int | None, *, v5: bool, session_present: bool, held_for_s: float
-) -> Decision:
+def after_disconnect(reason: int | None, *, session_present: bool, held_for_s: float) -> Decision:
     """What a gateway does when the broker drops it (see the module docstring).
 
-    ``reason`` is the MQTT 5 reason code (None over 3.1.1), ``held_for_s`` how long the
-    connection lasted, ``session_present`` whether it had resumed an existing session.
+    ``reason`` is the reason code of the broker's MQTT 5 DISCONNECT, or None when the connection
+    just closed (always over 3.1.1; Mosquitto 2.0.11 also closes an MQTT 5 session taken over
+    without saying why). ``held_for_s`` is how long the connection lasted, ``session_present``
+    whether it had resumed an existing session.
     """
     fresh = held_for_s < SETTLE_S
-    if v5:
+    if reason is not None:
         if reason != TAKEN_OVER:
             return "reconnect"
         return "yield" if fresh else "reclaim"
-    # 3.1.1 gives no reason. A resumed session lost within seconds is the other gateway taking
-    # it back; anything later, or on a new session (nobody else had it), is an ordinary drop.
+    # No reason given. A resumed session lost within seconds is the other gateway taking it
+    # back; anything later, or a new session (nobody else had it), is an ordinary drop.
     return "yield" if fresh and session_present else "reconnect"
 
 
@@ -154,16 +154,20 @@ class SessionGuard(Generic[T]):
                 self._set(state="connected")
                 self._writer.start()
 
-    def disconnected(self, client: mqtt.Client, rc: ReasonCode, v5: bool) -> None:
+    def disconnected(self, client: mqtt.Client, rc: ReasonCode, from_broker: bool) -> None:
+        """``from_broker``: the broker sent a DISCONNECT (MQTT 5), rather than the connection
+        closing."""
         with self._lock:
             self._epoch += 1
             self.settled.clear()
-            decision = after_disconnect(
-                rc.value if v5 else None,
-                v5=v5,
-                session_present=self._session_present,
-                held_for_s=time.monotonic() - self._connected_at,
-            )
+            if not rc.is_failure and not from_broker:  # our own disconnect(): the end
+                decision: Decision = "reconnect"
+            else:
+                decision = after_disconnect(
+                    rc.value if from_broker else None,
+                    session_present=self._session_present,
+                    held_for_s=time.monotonic() - self._connected_at,
+                )
             dropped, self._held, self._holding = len(self._held), [], False
             first_yield = decision == "yield" and self._row.state != "yielded"
             delay = 0

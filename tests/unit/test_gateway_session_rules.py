@@ -21,23 +21,24 @@ LONG, SHORT = SETTLE_S + 60, SETTLE_S / 5
 
 
 @pytest.mark.parametrize(
-    ("reason", "v5", "present", "held", "expected"),
+    ("reason", "present", "held", "expected"),
     [
-        (TAKEN_OVER, True, True, LONG, "reclaim"),  # held it first: take it back
-        (TAKEN_OVER, True, False, LONG, "reclaim"),
-        (TAKEN_OVER, True, True, SHORT, "yield"),  # the first one took it back
-        (TAKEN_OVER, True, False, SHORT, "yield"),
-        (0x80, True, True, SHORT, "reconnect"),  # unspecified error: an ordinary drop
-        (0x8B, True, True, SHORT, "reconnect"),  # server shutting down
-        (None, False, True, SHORT, "yield"),  # 3.1.1: a resumed session lost at once
-        (None, False, False, SHORT, "reconnect"),  # 3.1.1: a new session had no other holder
-        (None, False, True, LONG, "reconnect"),  # 3.1.1: dropped after a while
+        (TAKEN_OVER, True, LONG, "reclaim"),  # held it first: take it back
+        (TAKEN_OVER, False, LONG, "reclaim"),
+        (TAKEN_OVER, True, SHORT, "yield"),  # the first one took it back
+        (TAKEN_OVER, False, SHORT, "yield"),
+        (0x80, True, SHORT, "reconnect"),  # the broker's DISCONNECT, another reason
+        (0x8B, True, SHORT, "reconnect"),  # server shutting down
+        # The connection just closed (3.1.1, or a broker that does not say why):
+        (None, True, SHORT, "yield"),  # a resumed session lost at once
+        (None, False, SHORT, "reconnect"),  # a new session had no other holder
+        (None, True, LONG, "reconnect"),  # dropped after a while
     ],
 )
 def test_who_keeps_the_session(
-    reason: int | None, v5: bool, present: bool, held: float, expected: str
+    reason: int | None, present: bool, held: float, expected: str
 ) -> None:
-    assert after_disconnect(reason, v5=v5, session_present=present, held_for_s=held) == expected
+    assert after_disconnect(reason, session_present=present, held_for_s=held) == expected
 
 
 def test_a_yielding_gateway_backs_off_more_each_time_up_to_ten_minutes() -> None:
