@@ -11,11 +11,12 @@ the state of the whole deployment, whichever process runs the gateway.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from pydantic import BaseModel, Field
 
 from dosewatch.db import gateway_sessions
 from dosewatch.db import health as health_sql
@@ -41,39 +42,73 @@ def _facts(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/health", tags=["health"])
+class GatewayOut(BaseModel):
+    client_id: str
+    state: Literal["connecting", "connected", "yielded", "stopped", "silent"] = Field(
+        description="silent: no status from that gateway for 2 minutes (it has stopped)"
+    )
+    session_conflict: bool = Field(
+        description="yielded now, or its session was taken over in the last 15 minutes"
+    )
+    broker: str
+    host: str
+    pid: int
+    since: datetime
+    takeovers: int
+    last_takeover_at: datetime | None
+    retry_at: datetime | None = Field(description="yielded: when it next tries the session")
+    seen_at: datetime
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "failing"]
+    problems: list[str]
+    notifications: str
+    console_only: bool
+    jobs: dict[str, datetime] = Field(description="when each periodic job last succeeded")
+    oldest_overdue_slot: datetime | None
+    session_conflict: bool = Field(
+        description="another client uses a gateway's client id (DOSEWATCH_MQTT_CLIENT_ID)"
+    )
+    gateways: list[GatewayOut]
+
+
+@router.get(
+    "/api/v1/health",
+    tags=["health"],
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "Failing: see problems"}},
+)
 def health(request: Request) -> JSONResponse:
     facts = _facts(request)
-    body = {
-        "status": "failing" if facts["problems"] else "ok",
-        "problems": facts["problems"],
-        "notifications": facts["notifications"],
-        "console_only": facts["notifications"] == "console-only",
-        "jobs": {job: at.isoformat() for job, at in sorted(facts["runs"].items())},
-        "oldest_overdue_slot": facts["oldest"].isoformat() if facts["oldest"] else None,
-        "session_conflict": any(in_conflict(s, facts["now"]) for s in facts["sessions"]),
-        "gateways": [_gateway(s, facts["now"]) for s in facts["sessions"]],
-    }
-    return JSONResponse(body, status_code=503 if facts["problems"] else 200)
+    now = facts["now"]
+    body = HealthOut(
+        status="failing" if facts["problems"] else "ok",
+        problems=facts["problems"],
+        notifications=facts["notifications"],
+        console_only=facts["notifications"] == "console-only",
+        jobs=dict(sorted(facts["runs"].items())),
+        oldest_overdue_slot=facts["oldest"],
+        session_conflict=any(in_conflict(s, now) for s in facts["sessions"]),
+        gateways=[_gateway(s, now) for s in facts["sessions"]],
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=503 if facts["problems"] else 200)
 
 
-def _gateway(s: gateway_sessions.GatewaySession, now: datetime) -> dict[str, Any]:
-    def iso(at: datetime | None) -> str | None:
-        return at.isoformat() if at else None
-
-    return {
-        "client_id": s.client_id,
-        "state": s.state if running(s, now) or s.state == "stopped" else "silent",
-        "session_conflict": in_conflict(s, now),
-        "broker": s.broker,
-        "host": s.host,
-        "pid": s.pid,
-        "since": iso(s.since),
-        "takeovers": s.takeovers,
-        "last_takeover_at": iso(s.last_takeover_at),
-        "retry_at": iso(s.retry_at),
-        "seen_at": iso(s.seen_at),
-    }
+def _gateway(s: gateway_sessions.GatewaySession, now: datetime) -> GatewayOut:
+    return GatewayOut(
+        client_id=s.client_id,
+        state=s.state if running(s, now) or s.state == "stopped" else "silent",
+        session_conflict=in_conflict(s, now),
+        broker=s.broker,
+        host=s.host,
+        pid=s.pid,
+        since=s.since,
+        takeovers=s.takeovers,
+        last_takeover_at=s.last_takeover_at,
+        retry_at=s.retry_at,
+        seen_at=s.seen_at,
+    )
 
 
 @router.get("/metrics", include_in_schema=False)

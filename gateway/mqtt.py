@@ -131,6 +131,8 @@ class Gateway:
         """Publish configs for schedules saved anywhere (see downlink.publish_pending)."""
         assert self._downlink_interval_s is not None and self._client is not None
         while not self._stopping.wait(self._downlink_interval_s):
+            if self.session.state == "yielded":  # the broker session is another gateway's
+                continue
             try:
                 with self._pool.connection(timeout=self._db_timeout_s) as conn:
                     downlink.publish_pending(conn, self._client, self._clock.now())

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from dosewatch.db import DbConn
+
+SessionState = Literal["connecting", "connected", "yielded", "stopped"]
 
 
 @dataclass(frozen=True)
 class GatewaySession:
     client_id: str
-    state: str  # connecting | connected | yielded | stopped
+    state: SessionState
     broker: str
     host: str
     pid: int
