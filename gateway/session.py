@@ -160,13 +160,14 @@ class SessionGuard(Generic[T]):
         with self._lock:
             self._epoch += 1
             self.settled.clear()
+            held_for = time.monotonic() - self._connected_at
             if not rc.is_failure and not from_broker:  # our own disconnect(): the end
                 decision: Decision = "reconnect"
             else:
                 decision = after_disconnect(
                     rc.value if from_broker else None,
                     session_present=self._session_present,
-                    held_for_s=time.monotonic() - self._connected_at,
+                    held_for_s=held_for,
                 )
             dropped, self._held, self._holding = len(self._held), [], False
             first_yield = decision == "yield" and self._row.state != "yielded"
@@ -184,7 +185,8 @@ class SessionGuard(Generic[T]):
         if decision == "yield":
             client.reconnect_delay_set(min_delay=delay, max_delay=delay)
             metrics.SESSION_YIELDED.labels(self.client_id).set(1)
-            self._log_yield(delay, first_yield)
+            how = f"{rc}" if from_broker else "closed without a reason, as on a takeover"
+            self._log_yield(delay, first_yield, f"{held_for:.1f} s after connecting: {how}")
         elif decision == "reclaim":
             self._log_reclaim(rc)
         elif rc.is_failure:  # not our own disconnect(): paho reconnects by itself
@@ -214,18 +216,19 @@ class SessionGuard(Generic[T]):
             metrics.SESSION_YIELDED.labels(self.client_id).set(0)
             log.info("MQTT session %r is this gateway's again; receiving", self.client_id)
 
-    def _log_yield(self, delay: int, first: bool) -> None:
+    def _log_yield(self, delay: int, first: bool, evidence: str) -> None:
         if not first:  # one clear line per episode; the retries are routine
             log.debug(
                 "MQTT session %r still another client's; retry in %d s", self.client_id, delay
             )
             return
         log.error(
-            "MQTT session taken over: another client uses DOSEWATCH_MQTT_CLIENT_ID=%r on %s and "
-            "was there first, so this gateway yields and stores nothing (retry in %d s, then less "
-            "often). Give each installation, and each gateway of a shared subscription, its own "
-            "id (unset, it is derived from the database's installation id; a database copied from "
-            "another installation has that one's: see deploy/README.md)",
+            "MQTT session taken over (%s): another client uses DOSEWATCH_MQTT_CLIENT_ID=%r on %s "
+            "and was there first, so this gateway yields and stores nothing (retry in %d s, then "
+            "less often). Give each installation, and each gateway of a shared subscription, its "
+            "own id (unset, it is derived from the database's installation id; a database copied "
+            "from another installation has that one's: see deploy/README.md)",
+            evidence,
             self.client_id,
             self._broker,
             delay,
