@@ -61,7 +61,9 @@ Decision = Literal["reconnect", "reclaim", "yield"]
 T = TypeVar("T")
 
 
-def after_disconnect(reason: int | None, *, session_present: bool, held_for_s: float) -> Decision:
+def after_disconnect(
+    reason: int | None, *, session_present: bool, held_for_s: float, settle_s: float = SETTLE_S
+) -> Decision:
     """What a gateway does when the broker drops it (see the module docstring).
 
     ``reason`` is the reason code of the broker's MQTT 5 DISCONNECT, or None when the connection
@@ -69,7 +71,7 @@ def after_disconnect(reason: int | None, *, session_present: bool, held_for_s: f
     without saying why). ``held_for_s`` is how long the connection lasted, ``session_present``
     whether it had resumed an existing session.
     """
-    fresh = held_for_s < SETTLE_S
+    fresh = held_for_s < settle_s
     if reason is not None:
         if reason != TAKEN_OVER:
             return "reconnect"
@@ -168,6 +170,7 @@ class SessionGuard(Generic[T]):
                     rc.value if from_broker else None,
                     session_present=self._session_present,
                     held_for_s=held_for,
+                    settle_s=self._settle_s,
                 )
             dropped, self._held, self._holding = len(self._held), [], False
             first_yield = decision == "yield" and self._row.state != "yielded"
