@@ -1,17 +1,20 @@
 """Who holds the broker session: detect a session taken over, and back off instead of fighting.
 
 The broker keeps one session per client id. When a second client connects with the same id the
-broker gives it the session and drops the first: MQTT 5 says why (reason code 0x8E, "Session
-taken over"), 3.1.1 just closes the socket. Two gateways with the same ``DOSEWATCH_MQTT_CLIENT_ID``
-on one broker (a staging and a production installation, say) would take it from each other on
-every reconnect, and each would store what it received in its own database.
+broker gives it the session and drops the first: MQTT 5 may say why (DISCONNECT with reason code
+0x8E, "Session taken over"); 3.1.1, and Mosquitto 2.0.11 even over MQTT 5, just close the socket.
+Two gateways with the same ``DOSEWATCH_MQTT_CLIENT_ID`` on one broker (a staging and a
+production installation, say) would take it from each other on every reconnect, and each would
+store what it received in its own database.
 
 The rule is that the gateway that was there first keeps the session (:func:`after_disconnect`):
 
-- taken over after holding the session for :data:`SETTLE_S` or more: this gateway was first.
-  It reconnects as usual (taking the session back) and logs one warning;
-- taken over within :data:`SETTLE_S` of connecting (over 3.1.1: dropped that soon after resuming
-  an existing session): another gateway was first and took it back. This one **yields**: one
+- told of a takeover (0x8E) after holding the session for :data:`SETTLE_S` or more: this
+  gateway was first. It reconnects as usual, taking the session back, and logs one warning.
+  Without a reason code the first holder cannot tell a takeover from a lost connection; it
+  reconnects all the same, which is what makes the newcomer yield;
+- dropped within :data:`SETTLE_S` of connecting, by 0x8E or (no reason given) after resuming an
+  existing session: another gateway was first and took it back. This one **yields**: one
   ERROR line naming ``DOSEWATCH_MQTT_CLIENT_ID``, the ``dosewatch_gateway_session_yielded``
   metric, its status row set to ``yielded`` (``/api/v1/health`` fails), and it retries after
   30 s, doubling up to 10 min, instead of every second.
@@ -21,7 +24,8 @@ connection has lasted :data:`SETTLE_S`: that is the only case in which the sessi
 someone else's. The messages wait unacknowledged and are dropped if the session is lost in
 that time, so the broker delivers them again to the gateway that keeps it; that gateway stores
 every event sent to it. A new session holds nobody's messages, so those are stored at once.
-Receive times are stamped on arrival, so the wait never makes a dose late.
+Receive times are stamped on arrival, so the wait never makes a dose late (a window that
+closes during those seconds may open an alarm, which clears itself when the event lands).
 """
 
 from __future__ import annotations
