@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from dashboards.access import Admin
 from dashboards.deps import Db, dispenser_or_404
-from gateway.credentials import CredentialError, provision
+from dosewatch.broker_credentials import CredentialError, provision
 
 router = APIRouter(prefix="/api/v1")
 

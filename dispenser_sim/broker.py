@@ -18,8 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from dosewatch.broker_credentials import hash_password
 from dosewatch.embedded import free_port
-from gateway.credentials import hash_password
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
 

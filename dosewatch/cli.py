@@ -255,7 +255,7 @@ def dispenser_provision(
     def go() -> None:
         from pathlib import Path
 
-        from gateway.credentials import CredentialError, provision
+        from dosewatch.broker_credentials import CredentialError, provision
 
         path = password_file or load_settings().mqtt_password_file
         if not path:

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535)
     timezone: str = "Europe/Stockholm"
     # The gateway's MQTT client id is its persistent-session identity: keep it stable per process.
-    mqtt_client_id: str = "dosewatch-gateway"
+    # Unset: "dosewatch-gw-" + this database's installation id (dosewatch.runtime.client_id).
+    mqtt_client_id: str | None = None
     # Several gateways share the load through `$share/<group>/…` subscriptions; give each its
     # own DOSEWATCH_MQTT_CLIENT_ID. Unset: one gateway, plain subscriptions.
     mqtt_share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -111,6 +112,11 @@ class Settings(BaseSettings):
             return None
         parse_mqtt_url(v)
         return v
+
+    @field_validator("mqtt_client_id")
+    @classmethod
+    def _check_client_id(cls, v: str | None) -> str | None:
+        return v or None  # set but empty (compose's ${VAR:-}) means unset
 
     @field_validator("timezone")
     @classmethod

@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
+import select
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ import platformdirs
 from dosewatch.config import ConfigError
 
 log = logging.getLogger(__name__)
+
+READY = b"ready"
 
 
 def data_dir() -> Path:
@@ -73,27 +76,29 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
-    @property
-    def _address(self) -> tuple[str, int]:
-        return self.host, self.port
-
     def start(self, timeout_s: float = 20.0) -> str:
+        # The child says "ready" on a pipe once it listens. Probing the port instead would be a
+        # client that connects and sends nothing, which amqtt logs as an ERROR.
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "dosewatch.embedded", self.host, str(self.port)],
+            stdout=subprocess.PIPE,
             preexec_fn=_die_with_parent,
+            # Its own session: a Ctrl-C in the terminal reaches only dosewatch, which stops the
+            # gateway first and then this broker, instead of both at once.
+            start_new_session=True,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise ConfigError(
-                    f"the embedded MQTT broker exited with status {self._proc.returncode}; "
-                    f"is port {self.port} free? (or set DOSEWATCH_MQTT_URL)"
-                )
-            with contextlib.suppress(OSError), socket.create_connection(self._address, 0.2):
-                log.info("embedded MQTT broker (amqtt) on %s", self.url)
-                return self.url
-            time.sleep(0.05)
+        assert self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout_s)
+        line = self._proc.stdout.readline() if ready else b""
+        if line.strip() == READY:
+            log.info("embedded MQTT broker (amqtt) on %s", self.url)
+            return self.url
         self.stop()
+        if ready:  # the pipe closed without "ready": the child failed and said why on stderr
+            raise ConfigError(
+                f"the embedded MQTT broker could not start on port {self.port}; "
+                "is the port free? (or set DOSEWATCH_MQTT_URL)"
+            )
         raise ConfigError(f"the embedded MQTT broker did not listen on {self.url} in time")
 
     def stop(self) -> None:
@@ -104,6 +109,8 @@ class EmbeddedBroker:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
         self._proc = None
 
 
@@ -113,9 +120,18 @@ def _die_with_parent() -> None:
 
 
 def _serve_broker(host: str, port: int) -> None:
+    """The child: serve until SIGTERM, then exit at once.
+
+    amqtt's own logging stays at WARNING: a client that drops its connection without a
+    DISCONNECT is routine for a broker, but amqtt reports some such cases as ERROR. Stopping
+    is ``os._exit``: the broker keeps nothing on disk, and amqtt's shutdown logs the
+    cancellation of its own tasks as an error with a traceback.
+    """
     from amqtt.broker import Broker
+    from amqtt.errors import AMQTTError
 
     logging.basicConfig(level=logging.WARNING, format="amqtt: %(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the broker stops
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
@@ -123,10 +139,18 @@ def _serve_broker(host: str, port: int) -> None:
 
     async def main() -> None:
         broker = Broker(config)
-        await broker.start()
+        try:
+            await broker.start()
+        except (AMQTTError, OSError) as exc:
+            print(f"amqtt: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+            os._exit(1)
+        sys.stdout.buffer.write(READY + b"\n")
+        sys.stdout.flush()
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
+        logging.shutdown()
+        os._exit(0)
 
     asyncio.run(main())
 

@@ -17,7 +17,8 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from dosewatch.clock import Clock, SystemClock
-from dosewatch.config import MqttUrl, Settings, parse_mqtt_url
+from dosewatch.config import ConfigError, MqttUrl, Settings, parse_mqtt_url
+from dosewatch.db.gateway_sessions import installation_id
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import check_database, make_pool
 from dosewatch.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -69,6 +70,33 @@ def runtime(
         yield Runtime(settings, db_url, mqtt_url, pool, clock or SystemClock(), mode, embedded)
 
 
+def default_client_id(installation: str) -> str:
+    """The client id of an installation's gateway when DOSEWATCH_MQTT_CLIENT_ID is unset: the
+    same across restarts and upgrades (so the broker's persistent session, with whatever it
+    queued, is found again), and another installation's never (its database has another id)."""
+    return "dosewatch-gw-" + installation.replace("-", "")[:12]
+
+
+def client_id(settings: Settings, pool: ConnectionPool) -> str:
+    """DOSEWATCH_MQTT_CLIENT_ID when set, else :func:`default_client_id`.
+
+    Gateways sharing a subscription all read one database, so a derived id would be the same
+    for each and they would take the session from one another: they must be given their ids.
+    """
+    if settings.mqtt_client_id:
+        return settings.mqtt_client_id
+    if settings.mqtt_share_group:
+        raise ConfigError(
+            "DOSEWATCH_MQTT_SHARE_GROUP is set, so give each gateway its own stable "
+            "DOSEWATCH_MQTT_CLIENT_ID (e.g. dosewatch-gw-1, dosewatch-gw-2): the default, "
+            "derived from the database, would be the same for all of them"
+        )
+    with pool.connection() as conn:
+        derived = default_client_id(installation_id(conn))
+    log.info("MQTT client id %s (this database's; DOSEWATCH_MQTT_CLIENT_ID overrides)", derived)
+    return derived
+
+
 def start_gateway(rt: Runtime) -> Any:
     from gateway.mqtt import Gateway
 
@@ -77,7 +105,7 @@ def start_gateway(rt: Runtime) -> Any:
         rt.mqtt,
         rt.pool,
         rt.clock,
-        client_id=rt.settings.mqtt_client_id,
+        client_id=client_id(rt.settings, rt.pool),
         share_group=rt.settings.mqtt_share_group,
         session_expiry_s=rt.settings.mqtt_session_expiry_s,
         prefer_v5=rt.prefer_v5,

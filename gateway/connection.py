@@ -4,6 +4,8 @@ One attempt per protocol version, each with its own client and its own handshake
 first CONNACK decides: success returns a running client (paho's network thread started, and
 paho reconnecting by itself from then on, re-subscribing in ``on_connect``); a refusal of the
 version moves to 3.1.1; anything else is a :class:`ConfigError` with one line saying what to fix.
+Every connect and disconnect after that is reported to the gateway's
+:class:`~gateway.session.SessionGuard`, which tells a session taken over from a lost connection.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import ssl
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -19,6 +22,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from dosewatch.config import ConfigError, MqttUrl
+from gateway.session import SessionGuard
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ _NOT_V5 = {"Unsupported protocol version", "Unspecified error", "Protocol error"
 @dataclass
 class _Handshake:
     subscriptions: tuple[str, ...]
+    session: SessionGuard[Any] | None
     ready: threading.Event = field(default_factory=threading.Event)
     # Set on SUBACK: a caller that publishes right after connect_client() returns must not race
     # the subscription (a message published before it exists is simply not delivered to us).
@@ -40,12 +45,15 @@ class _Handshake:
     _sub_mid: int | None = None
 
     def on_connect(
-        self, c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
+        self, c: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, rc: ReasonCode, _p: object
     ) -> None:
         self.rc = rc
-        self.ready.set()
         if rc.is_failure:
+            self.ready.set()
             return
+        if self.session is not None:  # before any message of this connection arrives
+            self.session.connected(c, flags.session_present)
+        self.ready.set()
         if self.subscriptions:
             _, self._sub_mid = c.subscribe([(topic, 1) for topic in self.subscriptions])
         else:
@@ -56,11 +64,13 @@ class _Handshake:
             self.subscribed.set()
 
     def on_disconnect(
-        self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
+        self, c: mqtt.Client, _u: object, flags: mqtt.DisconnectFlags, rc: ReasonCode, _p: object
     ) -> None:
         if not self.ready.is_set():  # hung up before any CONNACK: a refusal of this version
             self.rc = rc
             self.ready.set()
+        elif self.session is not None:
+            self.session.disconnected(c, rc, flags.is_disconnect_packet_from_server)
         elif rc.is_failure:  # not our own disconnect(): paho reconnects by itself
             log.warning("MQTT connection lost (%s); reconnecting", rc)
 
@@ -76,6 +86,7 @@ def connect_client(
     manual_ack: bool = False,
     on_message: mqtt.CallbackOnMessage | None = None,
     subscriptions: tuple[str, ...] = (),
+    session: SessionGuard[Any] | None = None,
 ) -> mqtt.Client:
     """Connect, start paho's network thread, and return the client (see the module docstring)."""
     for protocol in (mqtt.MQTTv5, mqtt.MQTTv311) if prefer_v5 else (mqtt.MQTTv311,):
@@ -94,7 +105,7 @@ def connect_client(
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         if on_message is not None:
             client.on_message = on_message
-        handshake = _Handshake(subscriptions)
+        handshake = _Handshake(subscriptions, session)
         client.on_connect = handshake.on_connect
         client.on_disconnect = handshake.on_disconnect
         client.on_subscribe = handshake.on_subscribe

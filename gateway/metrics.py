@@ -74,6 +74,19 @@ DB_RETRIES = Counter(
     "failed batch attempts (database unreachable or refusing); the batch is held and retried",
     registry=REGISTRY,
 )
+SESSION_YIELDED = Gauge(
+    "dosewatch_gateway_session_yielded",
+    "1 while this gateway has given up its broker session to another client using the same "
+    "client id (DOSEWATCH_MQTT_CLIENT_ID) that was there first: it receives nothing",
+    ["client_id"],
+    registry=REGISTRY,
+)
+SESSION_TAKEOVERS = Counter(
+    "dosewatch_gateway_session_takeovers",
+    "times another client connected with this gateway's client id and took its session",
+    ["client_id"],
+    registry=REGISTRY,
+)
 
 _REASONS = (
     ("unknown_dispenser", re.compile(r"^unknown dispenser")),

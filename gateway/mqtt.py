@@ -5,7 +5,9 @@ at QoS 1, and paho's manual acknowledgement — a PUBACK goes out only after the
 the message is committed. If the process dies before that, the broker redelivers, and the
 idempotency ledger turns the redelivery into a counted duplicate.
 
-Connecting (MQTT 5 with a large Receive Maximum, else 3.1.1) is :mod:`gateway.connection`'s job.
+Connecting (MQTT 5 with a large Receive Maximum, else 3.1.1) is :mod:`gateway.connection`'s job;
+telling a session taken over by another client with the same id, and yielding to the one that
+was there first, :mod:`gateway.session`'s.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dosewatch.config import MqttUrl
 from dosewatch.domain.protocol import TOPIC_ROOT
 from gateway import downlink, metrics
 from gateway.connection import connect_client
+from gateway.session import SETTLE_S, SessionGuard
 from gateway.writer import Inbound, write_batch
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,7 @@ class Gateway:
         db_timeout_s: float = 5.0,
         downlink_interval_s: float | None = 5.0,
         share_group: str | None = None,
+        session_settle_s: float = SETTLE_S,
     ) -> None:
         self._subscriptions = subscriptions(share_group)
         self._prefer_v5 = prefer_v5
@@ -93,6 +97,15 @@ class Gateway:
         self._oldest_pending: float | None = None
         self._lag_lock = threading.Lock()
         metrics.LAG_SECONDS.set_function(self._lag_seconds)
+        self.session: SessionGuard[_Received] = SessionGuard(
+            client_id,
+            url.redacted(),
+            pool,
+            clock,
+            accept=self._inbox.put,
+            on_dropped=self._forget,
+            settle_s=session_settle_s,
+        )
         # Called with each committed batch's messages, after their acks (benchmarks time it).
         self.on_committed: Callable[[list[Inbound]], None] | None = None
 
@@ -106,6 +119,7 @@ class Gateway:
             manual_ack=True,
             on_message=self._on_message,
             subscriptions=self._subscriptions,
+            session=self.session,
         )
         self._ready.set()
         if self._downlink_interval_s is not None:
@@ -117,6 +131,8 @@ class Gateway:
         """Publish configs for schedules saved anywhere (see downlink.publish_pending)."""
         assert self._downlink_interval_s is not None and self._client is not None
         while not self._stopping.wait(self._downlink_interval_s):
+            if self.session.state == "yielded":  # the broker session is another gateway's
+                continue
             try:
                 with self._pool.connection(timeout=self._db_timeout_s) as conn:
                     downlink.publish_pending(conn, self._client, self._clock.now())
@@ -132,6 +148,7 @@ class Gateway:
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
+        self.session.stop()
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         # msg.retain is set only on the broker's stored copy sent because we subscribed; a live
@@ -144,7 +161,15 @@ class Gateway:
                 self._oldest_pending = received.at
         metrics.RECEIVED.inc()
         metrics.LAG_MESSAGES.inc()
-        self._inbox.put(received)
+        self.session.deliver(received)  # to the inbox, unless the session may be another's
+
+    def _forget(self, n: int) -> None:
+        """``n`` held messages were dropped unacknowledged: the broker delivers them again."""
+        with self._lag_lock:
+            self._pending -= n
+            if self._pending == 0:
+                self._oldest_pending = None
+        metrics.LAG_MESSAGES.dec(n)
 
     def _lag_seconds(self) -> float:
         with self._lag_lock:

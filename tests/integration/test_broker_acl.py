@@ -16,8 +16,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from typer.testing import CliRunner
 
 from dispenser_sim.broker import ProjectBroker, mosquitto_binary
+from dosewatch.broker_credentials import check_password
 from dosewatch.cli import app
-from gateway.credentials import check_password
 
 pytestmark = pytest.mark.skipif(
     mosquitto_binary() is None,
@@ -43,7 +43,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectBroker]:
     users = {"gateway": "gateway-secret"}
     for d in ("DSP-A", "DSP-B"):
         users[d] = provision(passwords, d)
-    from gateway.credentials import set_user
+    from dosewatch.broker_credentials import set_user
 
     set_user(passwords, "gateway", users["gateway"])
     with ProjectBroker(work, users) as b:

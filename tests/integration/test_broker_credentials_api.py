@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from dashboards.app import create_app
+from dosewatch.broker_credentials import check_password
 from dosewatch.clock import FakeClock
-from gateway.credentials import check_password
 from tests.auth_helpers import as_admin, bearer
 from tests.integration.test_api import make_dispenser
 

@@ -1,5 +1,8 @@
 """Broker credentials for dispensers: Mosquitto's password file, written without the C tool.
 
+In the core because three adapters use it: the CLI and the admin API provision devices, and
+the test broker (dispenser_sim) writes its users with it.
+
 A line is ``username:$7$<iterations>$<salt>$<hash>``: PBKDF2-HMAC-SHA512 over the password
 with a random 12-byte salt, both base64, exactly what ``mosquitto_passwd`` (2.x) writes and
 Mosquitto reads. The ACL (``deploy/mosquitto/acl``) relies on username = dispenser id.
