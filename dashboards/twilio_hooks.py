@@ -31,6 +31,7 @@ from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import escalation as escalation_sql
 from dosewatch.db import notifications as outbox_sql
+from dosewatch.usecases import alarm_actions
 
 log = logging.getLogger(__name__)
 Form = ImmutableMultiDict[str, str]
@@ -167,7 +168,7 @@ def twilio_router(auth_token: str | None, public_url: str | None) -> APIRouter:
             now = clk.now()
             nurse = escalation_sql.nurse(conn, note["nurse_id"]) if note["nurse_id"] else None
             actor = nurse["name"] if nurse else (note["to_number"] or "phone")
-            alarm = alarm_sql.acknowledge(
+            alarm = alarm_actions.acknowledge(
                 conn, note["alarm_id"], now, actor, "phone", nurse_id=note["nurse_id"]
             )
             outbox_sql.set_status(conn, [n], "acknowledged", now)
@@ -224,7 +225,7 @@ def twilio_router(auth_token: str | None, public_url: str | None) -> APIRouter:
             twiml.message(text["many"].format(n=len(alarm_ids)))
         else:
             nurse, alarm_id = found[0]
-            alarm = alarm_sql.acknowledge(
+            alarm = alarm_actions.acknowledge(
                 conn, alarm_id, clk.now(), nurse["name"], "sms", nurse["id"]
             )
             if alarm is None:  # resolved between the lookup and now
