@@ -79,15 +79,16 @@ class OutboxRow(TypedDict):
     step_round: int | None
 
 
-# INSERT … SELECT from one array per column (named %(o_a)s … %(o_sr)s): one statement for any
-# number of rows. Shared with the statement that opens alarms together with their first step.
+# INSERT … SELECT from one array per column (named o_a … o_sr, sent in binary: no quoting of a
+# thousand keys): one statement for any number of rows. Shared with the statement that opens
+# alarms together with their first step.
 INSERT_UNNEST = """
 INSERT INTO notifications (alarm_id, idempotency_key, purpose, channel, nurse_id, to_number,
     language, step_index, step_round, status, next_attempt_at, created_at, updated_at)
 SELECT a, k, p, c, n, t, l, si, sr,
     CASE WHEN c = 'console' THEN 'delivered' ELSE 'pending' END, %(now)s, %(now)s, %(now)s
-FROM unnest(%(o_a)s::bigint[], %(o_k)s::text[], %(o_p)s::text[], %(o_c)s::text[],
-    %(o_n)s::bigint[], %(o_t)s::text[], %(o_l)s::text[], %(o_si)s::int[], %(o_sr)s::int[])
+FROM unnest(%(o_a)b::bigint[], %(o_k)b::text[], %(o_p)b::text[], %(o_c)b::text[],
+    %(o_n)b::bigint[], %(o_t)b::text[], %(o_l)b::text[], %(o_si)b::int[], %(o_sr)b::int[])
     AS u(a, k, p, c, n, t, l, si, sr)
 """
 _PARAMS = {

@@ -47,6 +47,9 @@ def close_windows(
                         d["team_id"],
                     )
                 )
-        alarm_sql.set_closed(conn, closed, now)
+        # Alarms first: their foreign-key checks then find the slot rows already locked by the
+        # claim (no new lock to write); updating the slots first would make each check lock a
+        # fresh row version.
         opened = open_alarms(conn, subjects, now, "automatic", randbelow)
+        alarm_sql.set_closed(conn, closed, now)
     return len(due), opened
