@@ -209,7 +209,7 @@ def insert_opened(
     # team share one first-step detail, and quoting a JSON text per element is the costly part.
     details: dict[str, int] = {}
     for key in ("opened_detail", "escalated_detail"):
-        params[key] = [details.setdefault(a[key], len(details) + 1) for a in alarms]  # type: ignore[literal-required]
+        params[key] = [details.setdefault(a[key], len(details) + 1) for a in alarms]
     params.update(details=[Jsonb(json.loads(d)) for d in details], now=now, via=via)
     params.update(outbox_sql.unnest_params(outbox))
     return [r["id"] for r in conn.execute(_INSERT_OPENED, params).fetchall()]

@@ -184,8 +184,8 @@ def record_refill(
         " updated_at = EXCLUDED.updated_at",
         (dispenser_id, doses_left, now, now),
     )
-    assert row is not None
-    return row
+    assert row is not None  # INSERT … RETURNING always returns the row
+    return dict(row)
 
 
 def patients(conn: DbConn, team: int | None) -> list[Row]:
