@@ -53,6 +53,12 @@ def open_alarms(
         numbers = escalation_sql.patient_contacts(conn, to_remind)
         decided = opening.open_alarms(subjects, policies, rosters, numbers, now, randbelow)
         versions = escalation_sql.policy_version_ids(conn, [d.policy for d in decided], now)
+        # By object identity: the alarms of one team share its Policy object, and hashing a
+        # nested frozen dataclass per alarm costs more than all the rest of the loop.
+        version_of = {id(p): v for p, v in versions.items()}
+        version_of.update(
+            {id(d.policy): versions[d.policy] for d in decided if id(d.policy) not in version_of}
+        )
         ids = alarm_sql.reserve_ids(conn, len(decided))
         rows: list[alarm_sql.NewAlarm] = []
         outbox: list[OutboxRow] = []
@@ -71,7 +77,7 @@ def open_alarms(
                     "slot_due_at": s.slot_due_at,
                     "priority": s.priority.value,
                     "team_id": s.team_id,
-                    "policy_id": versions[d.policy],
+                    "policy_id": version_of[id(d.policy)],
                     "ack_code": d.ack_code,
                     "step_index": nxt.position.step_index,
                     "step_round": nxt.position.round,
