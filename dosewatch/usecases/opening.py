@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from dosewatch.db import DbConn
-from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import escalation as escalation_sql
+from dosewatch.db import opening as opening_sql
 from dosewatch.db.notifications import OutboxRow
 from dosewatch.domain import opening
 from dosewatch.domain.escalation import OnDuty, Policy, Position, Target, outbox_key
@@ -59,14 +59,14 @@ def open_alarms(
         version_of.update(
             {id(d.policy): versions[d.policy] for d in decided if id(d.policy) not in version_of}
         )
-        ids = alarm_sql.reserve_ids(conn, len(decided))
-        rows: list[alarm_sql.NewAlarm] = []
+        ids = opening_sql.reserve_ids(conn, len(decided))
+        rows: list[opening_sql.NewAlarm] = []
         outbox: list[OutboxRow] = []
         texts: dict[int, str] = {}  # one JSON text per shared plan, not per alarm
         for alarm_id, d in zip(ids, decided, strict=True):
             s, nxt = d.subject, d.first.next
             if id(d.first) not in texts:
-                texts[id(d.first)] = alarm_sql.json_text(d.first.history)
+                texts[id(d.first)] = opening_sql.json_text(d.first.history)
             rows.append(
                 {
                     "id": alarm_id,
@@ -82,7 +82,7 @@ def open_alarms(
                     "step_index": nxt.position.step_index,
                     "step_round": nxt.position.round,
                     "next_step_at": nxt.at,
-                    "opened_detail": alarm_sql.json_text(dict(s.detail)) if s.detail else "{}",
+                    "opened_detail": opening_sql.json_text(dict(s.detail)) if s.detail else "{}",
                     "escalated_detail": texts[id(d.first)],
                 }
             )
@@ -100,7 +100,7 @@ def open_alarms(
                 }
                 for n in d.first.notices
             ]
-        opened = alarm_sql.insert_opened(conn, rows, outbox, now, via)
+        opened = opening_sql.insert_opened(conn, rows, outbox, now, via)
     unreached = sum(1 for d in decided if d.first.history["reached_no_one"])
     if unreached:
         log.warning("%d new alarm(s): the first step reached no one", unreached)
@@ -123,7 +123,7 @@ def slot_subject(
 def open_slot_alarm(conn: DbConn, slot_id: int, now: datetime, via: str) -> int | None:
     """Open the alarm of one slot already closed untaken (a device's ``dose_not_taken``)."""
     with conn.transaction():
-        row = alarm_sql.slot_subject(conn, slot_id)
+        row = opening_sql.slot_subject(conn, slot_id)
         if row is None:
             return None
         subject = slot_subject(

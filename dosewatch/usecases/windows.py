@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from dosewatch.db import DbConn
-from dosewatch.db import alarms as alarm_sql
+from dosewatch.db import opening as opening_sql
 from dosewatch.domain.offline import OFFLINE_AFTER, is_offline
 from dosewatch.domain.slots import SlotState, close_window
 from dosewatch.usecases.opening import open_alarms, slot_subject
@@ -26,7 +26,7 @@ def close_windows(
 ) -> tuple[int, list[int]]:
     """Close up to ``limit`` due windows in one transaction; return (slots closed, alarms)."""
     with conn.transaction():
-        due = alarm_sql.claim_due_slots(conn, now, limit)
+        due = opening_sql.claim_due_slots(conn, now, limit)
         closed: list[tuple[int, str]] = []
         subjects = []
         for d in due:
@@ -51,5 +51,5 @@ def close_windows(
         # claim (no new lock to write); updating the slots first would make each check lock a
         # fresh row version.
         opened = open_alarms(conn, subjects, now, "automatic", randbelow)
-        alarm_sql.set_closed(conn, closed, now)
+        opening_sql.set_closed(conn, closed, now)
     return len(due), opened
