@@ -125,6 +125,7 @@ def run_pipeline(
                 if msg["op"] == "insert":
                     seen.setdefault(msg["id"], time.time())
 
+    cpu_before = time.process_time()
     listening = threading.Thread(target=listen)
     listening.start()
     threads = [threading.Thread(target=worker) for _ in range(workers)]
@@ -135,7 +136,15 @@ def run_pipeline(
         stop.set()
         for t in threads:
             t.join()
+        cpu_alarm_process = time.process_time() - cpu_before
         with pool.connection() as conn:
+            backends = [
+                r["pid"]
+                for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                )
+            ]
+            cpu_db = _backend_cpu(backends)  # before the checks below add their own
             window_end = {
                 r["id"]: r["w"]
                 for r in conn.execute(
@@ -162,7 +171,26 @@ def run_pipeline(
         "p50_s": statistics.median(delays_f),
         "p99_s": delays_f[int(len(delays_f) * 0.99) - 1],
         "max_s": delays_f[-1],
+        "cpu_alarm_us": 1e6 * cpu_alarm_process / slots,
+        "cpu_db_us": -1.0 if cpu_db is None else 1e6 * cpu_db / slots,
     }
+
+
+def _backend_cpu(pids: list[int]) -> float | None:
+    """CPU seconds the database backends of this run used (the server on this machine only).
+
+    Unlike wall time, CPU time hardly depends on what else the machine is doing, so it
+    compares runs on a shared machine; None where /proc does not show the backends.
+    """
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def machine() -> str:
@@ -226,6 +254,9 @@ def main() -> None:
         f"| max | {result['max_s']:.2f} s |",
         f"| baseline: bare INSERT … SELECT of the same rows | {bare:.2f} s |",
         f"| ratio (all done / bare) | {result['all_done_s'] / bare:.1f}× |",
+        f"| CPU per alarm: alarm process(es) | {result['cpu_alarm_us']:.0f} µs |",
+        f"| CPU per alarm: database backends | {result['cpu_db_us']:.0f} µs |",
+        f"| load average (1 min) at the end | {os.getloadavg()[0]:.1f} |",
         "",
     ]
     text = "\n".join(lines)
