@@ -274,4 +274,5 @@ def plan_step(
 
 
 def first_step_needs_patient_number(policy: Policy) -> bool:
+    """Whether opening an alarm on ``policy`` needs the patient's consented contact number."""
     return policy.steps[0].target is Target.PATIENT_CONTACT

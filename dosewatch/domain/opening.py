@@ -31,7 +31,7 @@ from dosewatch.domain.escalation import (
     Policy,
     Position,
     StepPlan,
-    Target,
+    first_step_needs_patient_number,
     plan_step,
 )
 from dosewatch.domain.slots import SlotState
@@ -107,7 +107,7 @@ def open_alarms(
     out = []
     for s in subjects:
         policy = applicable_policy(policies.get(s.team_id))
-        per_patient = policy.steps[0].target is Target.PATIENT_CONTACT
+        per_patient = first_step_needs_patient_number(policy)
         key = (s.team_id, s.patient_id if per_patient else None)
         if key not in plans:
             plans[key] = plan_step(

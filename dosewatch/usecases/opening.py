@@ -19,7 +19,13 @@ from dosewatch.db import escalation as escalation_sql
 from dosewatch.db import opening as opening_sql
 from dosewatch.db.notifications import OutboxRow
 from dosewatch.domain import opening
-from dosewatch.domain.escalation import OnDuty, Policy, Position, Target, outbox_key
+from dosewatch.domain.escalation import (
+    OnDuty,
+    Policy,
+    Position,
+    first_step_needs_patient_number,
+    outbox_key,
+)
 from dosewatch.domain.opening import Subject, applicable_policy, slot_alarm
 from dosewatch.domain.slots import SlotState
 
@@ -48,17 +54,15 @@ def open_alarms(
         to_remind = [
             s.patient_id
             for s in subjects
-            if applicable_policy(policies.get(s.team_id)).steps[0].target is Target.PATIENT_CONTACT
+            if first_step_needs_patient_number(applicable_policy(policies.get(s.team_id)))
         ]
         numbers = escalation_sql.patient_contacts(conn, to_remind)
         decided = opening.open_alarms(subjects, policies, rosters, numbers, now, randbelow)
-        versions = escalation_sql.policy_version_ids(conn, [d.policy for d in decided], now)
-        # By object identity: the alarms of one team share its Policy object, and hashing a
-        # nested frozen dataclass per alarm costs more than all the rest of the loop.
-        version_of = {id(p): v for p, v in versions.items()}
-        version_of.update(
-            {id(d.policy): versions[d.policy] for d in decided if id(d.policy) not in version_of}
-        )
+        # Keyed by object identity: the alarms of one team share its Policy object, and
+        # hashing a nested frozen dataclass per alarm would cost more than the rest of the loop.
+        distinct = {id(d.policy): d.policy for d in decided}
+        versions = escalation_sql.policy_version_ids(conn, list(distinct.values()), now)
+        version_of = {key: versions[policy] for key, policy in distinct.items()}
         ids = opening_sql.reserve_ids(conn, len(decided))
         rows: list[opening_sql.NewAlarm] = []
         outbox: list[OutboxRow] = []
