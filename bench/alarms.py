@@ -152,6 +152,16 @@ def run_pipeline(
                     " JOIN dose_slots s ON s.id = a.slot_id"
                 )
             }
+            # As earlier versions of this bench measured it: to the first notification row's
+            # created_at (its transaction's start), which leaves out the time to commit.
+            created = [
+                float(r["d"])
+                for r in conn.execute(
+                    "SELECT extract(epoch FROM min(n.created_at) - s.window_end) AS d"
+                    " FROM notifications n JOIN alarms a ON a.id = n.alarm_id"
+                    " JOIN dose_slots s ON s.id = a.slot_id GROUP BY a.id, s.window_end"
+                )
+            ]
             # Every alarm's first notification was written by the transaction that opened it.
             apart = conn.execute(
                 "SELECT count(*) AS n FROM alarms a LEFT JOIN notifications n"
@@ -171,6 +181,8 @@ def run_pipeline(
         "p50_s": statistics.median(delays_f),
         "p99_s": delays_f[int(len(delays_f) * 0.99) - 1],
         "max_s": delays_f[-1],
+        "created_p50_s": statistics.median(created),
+        "created_p99_s": sorted(created)[int(len(created) * 0.99) - 1],
         "cpu_alarm_us": 1e6 * cpu_alarm_process / slots,
         "cpu_db_us": -1.0 if cpu_db is None else 1e6 * cpu_db / slots,
     }
@@ -249,9 +261,13 @@ def main() -> None:
         "|---|---|",
         f"| every alarm and first notification in the outbox, after the last window closed "
         f"| {result['all_done_s']:.2f} s |",
-        f"| per alarm, window close → first notification: p50 | {result['p50_s']:.2f} s |",
+        "| per alarm, window close → commit of the alarm with its first notification: p50 "
+        f"| {result['p50_s']:.2f} s |",
         f"| p99 | {result['p99_s']:.2f} s |",
         f"| max | {result['max_s']:.2f} s |",
+        "| to the row's created_at (its transaction's start, as measured before): p50 "
+        f"| {result['created_p50_s']:.2f} s |",
+        f"| p99 | {result['created_p99_s']:.2f} s |",
         f"| baseline: bare INSERT … SELECT of the same rows | {bare:.2f} s |",
         f"| ratio (all done / bare) | {result['all_done_s'] / bare:.1f}× |",
         f"| CPU per alarm: alarm process(es) | {result['cpu_alarm_us']:.0f} µs |",
