@@ -3,6 +3,8 @@
 Idempotent like every sweep: opening relies on the one-open-per-(dispenser, kind) index, and
 clearing only touches alarms whose condition no longer holds. One transaction per run; a
 concurrent sweep in another process either waits for the same rows or finds nothing to do.
+Opening and clearing go through the same use cases as slot alarms, so a device alarm gets its
+team, policy version, reply code and first notification by the same rule.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from psycopg_pool import ConnectionPool
 from dosewatch.clock import Clock
 from dosewatch.db import device_alarms as device_sql
 from dosewatch.domain.device_alarms import CONDITION_KINDS, Settings, conditions
+from dosewatch.domain.opening import Subject
+from dosewatch.usecases.alarm_actions import clear_alarm
+from dosewatch.usecases.opening import open_alarms
 
 log = logging.getLogger(__name__)
 LOOKBACK = timedelta(hours=24)  # occurrences older than this are history, not news
@@ -28,19 +33,25 @@ def sweep_device_alarms(pool: ConnectionPool, clock: Clock, cfg: Settings | None
         now = clock.now()
         # Serialise device sweeps: two at once would only contend for the same rows.
         conn.execute("SELECT pg_advisory_xact_lock(7421)")
-        changed += len(device_sql.open_occurrences(conn, now, LOOKBACK))
-        for snap in device_sql.snapshots(conn, now, cfg.offline_after):
+        subjects = [
+            Subject(o.kind, o.priority, o.dispenser_id, o.patient_id, o.team_id,
+                    detail={"source": "event"})
+            for o in device_sql.new_occurrences(conn, now - LOOKBACK)
+        ]  # fmt: skip
+        for judged in device_sql.snapshots(conn, now, cfg.offline_after):
+            snap = judged.snapshot
             holding = {c.kind: c for c in conditions(snap, now, cfg)}
             open_now = device_sql.open_device_alarms(conn, snap.dispenser_id)
-            for kind, condition in holding.items():
-                if kind not in open_now and device_sql.open_alarm(
-                    conn, snap.dispenser_id, condition, now
-                ):
-                    changed += 1
+            subjects += [
+                Subject(c.kind, c.priority, snap.dispenser_id, judged.patient_id,
+                        judged.team_id, detail=c.detail)
+                for kind, c in holding.items()
+                if kind not in open_now
+            ]  # fmt: skip
             for kind, alarm in open_now.items():
                 if kind in CONDITION_KINDS and kind not in holding and alarm["cleared_at"] is None:
-                    device_sql.clear(conn, alarm["id"], now, {"condition": "no longer holds"})
-                    changed += 1
+                    changed += clear_alarm(conn, alarm["id"], now, {"condition": "no longer holds"})
+        changed += len(open_alarms(conn, subjects, now))
     if changed:
         log.info("device alarms: %d opened or cleared", changed)
     return changed

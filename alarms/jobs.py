@@ -28,6 +28,7 @@ from dosewatch.db import health as health_sql
 from dosewatch.db import presence as presence_sql
 from dosewatch.db import schedules as slot_sql
 from dosewatch.domain.device_alarms import Settings as DeviceSettings
+from dosewatch.domain.offline import OFFLINE_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def start_scheduler(
     horizon: timedelta,
     notifier: Notifier | None = None,
     tz: ZoneInfo | None = None,
-    offline_after: timedelta = timedelta(minutes=15),
+    offline_after: timedelta = OFFLINE_AFTER,
     sip: SipSender | None = None,
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")

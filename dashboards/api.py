@@ -27,6 +27,7 @@ from dosewatch.db import quarantine as quarantine_sql
 from dosewatch.db import scope as scope_sql
 from dosewatch.db import teams as team_sql
 from dosewatch.domain.alarms import AlarmState
+from dosewatch.usecases import alarm_actions
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -152,22 +153,24 @@ def get_alarm(alarm_id: int, conn: Db, acc: Care) -> dict:
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=schemas.Alarm)
 def acknowledge(
     alarm_id: int, conn: Db, clk: Now, acc: AlarmAction, body: schemas.AcknowledgeIn | None = None
-) -> dict:
+) -> alarm_sql.AlarmRow:
     acc.check("alarm", alarm_id)
     by, nurse_id = (body.by, body.nurse_id) if body else ("api", None)
     by = acc.claimed(by)
-    row = alarm_sql.acknowledge(conn, alarm_id, clk.now(), by, _via(acc), nurse_id=nurse_id)
+    row = alarm_actions.acknowledge(conn, alarm_id, clk.now(), by, _via(acc), nurse_id=nurse_id)
     row = row or raise_(_conflict_or_404(conn, alarm_id))
     acc.log("acknowledge", "alarm", alarm_id, by=by)
     return row
 
 
 @router.post("/alarms/{alarm_id}/resolve", response_model=schemas.Alarm)
-def resolve(alarm_id: int, body: schemas.ResolveIn, conn: Db, clk: Now, acc: AlarmAction) -> dict:
+def resolve(
+    alarm_id: int, body: schemas.ResolveIn, conn: Db, clk: Now, acc: AlarmAction
+) -> alarm_sql.AlarmRow:
     acc.check("alarm", alarm_id)
     by = acc.claimed(body.by)
-    row = alarm_sql.resolve(
-        conn, alarm_id, clk.now(), by, _via(acc), body.outcome.value, body.note, body.nurse_id
+    row = alarm_actions.resolve(
+        conn, alarm_id, clk.now(), by, _via(acc), body.outcome, body.note, body.nurse_id
     )
     row = row or raise_(_conflict_or_404(conn, alarm_id))
     acc.log("resolve", "alarm", alarm_id, by=by, outcome=body.outcome.value)

@@ -14,6 +14,7 @@ from dosewatch.db import DbConn
 from dosewatch.db import absences as absence_sql
 from dosewatch.db import schedules as schedule_sql
 from dosewatch.domain.planning import Planned
+from dosewatch.usecases.schedules import change_schedule
 
 router = APIRouter(prefix="/api/v1")
 MAX_RANGE = timedelta(days=62)
@@ -73,21 +74,19 @@ def put_schedule(
         raise HTTPException(
             422, "effective_from is in the past; a change takes effect now or later"
         )
-    row = schedule_sql.save_schedule(
+    row = change_schedule(
         conn,
         dispenser_id,
         timezone=body.timezone or request.app.state.default_timezone,
         doses=body.doses_json(),
         valid_from=body.valid_from,
         valid_until=body.valid_until,
-        effective_from=max(effective, now),
+        effective_from=effective,
         created_by=acc.claimed(body.changed_by),
         now=now,
+        horizon=request.app.state.horizon,
     )
     acc.log("create", "schedule", dispenser_id, version=row["version"])
-    schedule_sql.replan(
-        conn, dispenser_id, now, now + request.app.state.horizon, since=row["effective_from"]
-    )
     start = max(now, row["effective_from"])
     preview = schedule_sql.preview(conn, dispenser_id, start, start + PREVIEW)
     return {**row, "preview": _planned_json(preview)}

@@ -31,6 +31,7 @@ from dosewatch.db import DbConn
 from dosewatch.db import teams as team_sql
 from dosewatch.domain import roster
 from dosewatch.domain.escalation import DEFAULT_POLICY, Policy, validate
+from dosewatch.usecases import rosters
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["teams and rosters"])
@@ -148,31 +149,12 @@ def create_shift(
     team_id: int, body: ts.ShiftIn, conn: Db, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
     _team(conn, team_id, acc)
-    nurse = team_sql.get_nurse(conn, body.nurse_id, lock=True)
-    if nurse is None:
-        raise HTTPException(422, f"nurse_id: nurse {body.nurse_id} does not exist")
-    if nurse["team_id"] != team_id:
-        raise HTTPException(
-            422,
-            f"nurse_id: nurse {body.nurse_id} belongs to team {nurse['team_id']}, not {team_id}",
+    try:
+        row = rosters.add_shift(
+            conn, team_id, body.nurse_id, body.starts_at, body.ends_at, body.role.value
         )
-    if not nurse["active"]:
-        raise HTTPException(422, f"nurse_id: nurse {body.nurse_id} is inactive")
-    clash = team_sql.overlapping_shift(conn, body.nurse_id, body.starts_at, body.ends_at)
-    if clash is not None:
-        raise HTTPException(
-            409,
-            f"nurse {body.nurse_id} already has shift {clash['id']} from"
-            f" {clash['starts_at'].isoformat()} to {clash['ends_at'].isoformat()}",
-        )
-    row = team_sql.create_shift(
-        conn,
-        team_id=team_id,
-        nurse_id=body.nurse_id,
-        starts_at=body.starts_at,
-        ends_at=body.ends_at,
-        role=body.role.value,
-    )
+    except rosters.ShiftRefused as refused:
+        raise HTTPException(409 if refused.clash else 422, str(refused)) from None
     acc.log("create", "shift", row["id"], team_id=team_id, nurse_id=body.nurse_id)
     log.info("shift %s added to team %s by %s", row["id"], team_id, acc.claimed(actor))
     return row

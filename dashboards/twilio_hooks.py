@@ -37,9 +37,9 @@ from dashboards.deps import Db, Now
 from dashboards.fields import Id
 from dosewatch import messages
 from dosewatch.db import DbConn, message_facts
-from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import escalation as escalation_sql
 from dosewatch.db import notifications as outbox_sql
+from dosewatch.usecases import alarm_actions
 
 log = logging.getLogger(__name__)
 Form = ImmutableMultiDict[str, str]
@@ -206,7 +206,7 @@ def twilio_router(auth_token: str | None, public_url: str | None) -> APIRouter:
             now = clk.now()
             nurse = escalation_sql.nurse(conn, note["nurse_id"]) if note["nurse_id"] else None
             actor = nurse["name"] if nurse else (note["to_number"] or "phone")
-            alarm = alarm_sql.acknowledge(
+            alarm = alarm_actions.acknowledge(
                 conn, note["alarm_id"], now, actor, "phone", nurse_id=note["nurse_id"]
             )
             outbox_sql.set_status(conn, [n], "acknowledged", now)
@@ -263,7 +263,7 @@ def twilio_router(auth_token: str | None, public_url: str | None) -> APIRouter:
             twiml.message(text["many"].format(n=len(alarm_ids)))
         else:
             nurse, alarm_id = found[0]
-            alarm = alarm_sql.acknowledge(
+            alarm = alarm_actions.acknowledge(
                 conn, alarm_id, clk.now(), nurse["name"], "sms", nurse["id"]
             )
             facts = message_facts.for_alarm(conn, alarm_id) if alarm is not None else None

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dosewatch.domain.offline import OFFLINE_AFTER
+
 
 class ConfigError(Exception):
     """A setting is wrong; the message says which and how to fix it (one line)."""
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=5.0, gt=0)
     plan_horizon_h: int = Field(default=48, ge=24, le=24 * 14)
     # A dispenser with no status heartbeat for this long is offline (mark_silent_offline).
-    offline_after_min: float = Field(default=15.0, gt=0)
+    offline_after_min: float = Field(default=OFFLINE_AFTER.total_seconds() / 60, gt=0)
     # A gateway running on its own serves its Prometheus metrics here (unset: not served; in
     # `dosewatch run` they are at /metrics/gateway on the web app).
     gateway_metrics_port: int | None = Field(default=None, ge=1, le=65535)

@@ -12,6 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dosewatch.db import DbConn
+from dosewatch.db.device_alarms import DOSES_LEFT_SQL, EMPTY_AT_SQL
+from dosewatch.domain.alarms import needs_follow_up, priority_rank_sql
+from dosewatch.domain.supply import after_refill
 
 Row = dict[str, Any]
 
@@ -24,11 +27,12 @@ SELECT a.id, a.kind, a.priority, a.state, a.opened_at, a.acknowledged_at, a.ackn
 FROM alarms a JOIN patients p ON p.id = a.patient_id LEFT JOIN teams t ON t.id = a.team_id
 WHERE (%(team)s::bigint IS NULL OR a.team_id = %(team)s OR p.team_id = %(team)s)
 """
-# Unacknowledged first (open, then cleared-but-owed), then acknowledged; high priority first;
-# within that, the alarm waiting longest first.
-_ORDER = """
+# dosewatch.domain.alarms.console_order in SQL (a test holds the two together): unacknowledged
+# first (open, then cleared-but-owed), then acknowledged; most urgent first; then the alarm
+# waiting longest first.
+_ORDER = f"""
 ORDER BY (a.acknowledged_at IS NOT NULL), (a.state = 'cleared'),
-         CASE a.priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, a.opened_at, a.id
+         {priority_rank_sql("a.priority")}, a.opened_at, a.id
 """
 
 
@@ -104,9 +108,7 @@ def handover(conn: DbConn, team: int | None, since: datetime, until: datetime) -
         " ORDER BY a.resolved_at",
         scope,
     ).fetchall()
-    follow_up = [
-        r for r in resolved if r["outcome"] in ("patient_away", "other") or (r["note"] or "")
-    ]
+    follow_up = [r for r in resolved if needs_follow_up(r["outcome"], r["note"])]
     return {
         "since": since,
         "until": until,
@@ -118,26 +120,24 @@ def handover(conn: DbConn, team: int | None, since: datetime, until: datetime) -
     }
 
 
-_WORKLIST = """
+_WORKLIST = f"""
 SELECT d.id AS dispenser_id, p.id AS patient_id, p.name AS patient_name, p.address,
-       p.district, p.team_id, t.name AS team_name, su.doses_left, su.doses_left_at,
-       CASE WHEN su.doses_left <= 0 THEN %(now)s ELSE nxt.due_at END AS empty_at,
+       p.district, p.team_id, t.name AS team_name, {DOSES_LEFT_SQL} AS doses_left,
+       CASE WHEN sup.dispenser_id IS NOT NULL THEN sup.doses_left_at
+            WHEN st.doses_left IS NOT NULL THEN st.at END AS doses_left_at, empty.at AS empty_at,
        (SELECT count(*) FROM dose_slots s WHERE s.dispenser_id = d.id AND s.state = 'pending'
           AND s.due_at > %(now)s AND s.due_at <= %(now)s + interval '48 hours') AS doses_next_48h,
        r.at AS last_refill_at, r.doses_loaded AS last_refill_doses, r.staff_id AS last_refill_by
 FROM dispensers d JOIN patients p ON p.id = d.patient_id LEFT JOIN teams t ON t.id = p.team_id
-LEFT JOIN dispenser_supply su ON su.dispenser_id = d.id
-LEFT JOIN LATERAL (
-    SELECT due_at FROM dose_slots WHERE dispenser_id = d.id AND state = 'pending'
-      AND due_at > %(now)s ORDER BY due_at OFFSET GREATEST(su.doses_left, 0) LIMIT 1
-) nxt ON su.doses_left IS NOT NULL
+LEFT JOIN dispenser_supply sup ON sup.dispenser_id = d.id
+LEFT JOIN dispenser_latest_status st ON st.dispenser_id = d.id
+CROSS JOIN LATERAL (SELECT {EMPTY_AT_SQL} AS at) empty
 LEFT JOIN LATERAL (
     SELECT at, doses_loaded, staff_id FROM dispenser_refills WHERE dispenser_id = d.id
     ORDER BY at DESC LIMIT 1) r ON true
 WHERE (%(team)s::bigint IS NULL OR p.team_id = %(team)s)
   AND (%(district)s::text IS NULL OR p.district = %(district)s)
-ORDER BY (CASE WHEN su.doses_left <= 0 THEN %(now)s ELSE nxt.due_at END) NULLS LAST,
-         su.doses_left NULLS LAST, d.id
+ORDER BY empty.at NULLS LAST, {DOSES_LEFT_SQL} NULLS LAST, d.id
 LIMIT %(limit)s
 """
 
@@ -145,8 +145,8 @@ LIMIT %(limit)s
 def worklist(
     conn: DbConn, team: int | None, now: datetime, district: str | None = None, limit: int = 2000
 ) -> list[Row]:
-    """Dispensers by predicted empty time: the due time of the first planned dose beyond the
-    doses left (as the ``refill_needed`` alarm predicts it); unknown supply last."""
+    """Dispensers by predicted empty time (:func:`dosewatch.domain.supply.predicted_empty_at`,
+    the same SQL as the ``refill_needed`` alarm's); unknown supply last."""
     return conn.execute(
         _WORKLIST, {"team": team, "now": now, "district": district, "limit": limit}
     ).fetchall()
@@ -169,7 +169,7 @@ def record_refill(
         "SELECT doses_left FROM dispenser_supply WHERE dispenser_id = %s FOR UPDATE",
         (dispenser_id,),
     ).fetchone()
-    doses_left = max(0, before["doses_left"] if before else 0) + doses_loaded
+    doses_left = after_refill(before["doses_left"] if before else None, doses_loaded)
     row = conn.execute(
         "INSERT INTO dispenser_refills (dispenser_id, event_id, at, received_at, doses_loaded,"
         " doses_left, staff_id) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -184,8 +184,8 @@ def record_refill(
         " updated_at = EXCLUDED.updated_at",
         (dispenser_id, doses_left, now, now),
     )
-    assert row is not None
-    return row
+    assert row is not None  # INSERT … RETURNING always returns the row
+    return dict(row)
 
 
 def patients(conn: DbConn, team: int | None) -> list[Row]:

@@ -1,34 +1,49 @@
-"""SQL for device alarms: the snapshot each dispenser is judged on, and opening/clearing.
+"""SQL for device alarms: the snapshot each dispenser is judged on, and new occurrences.
 
 The snapshot is one set-based query over every dispenser (latest status, presence, next slot,
-power events, schedule versions); the judging is :mod:`dosewatch.domain.device_alarms`.
+power events, schedule versions); the judging is :mod:`dosewatch.domain.device_alarms`, and
+opening and clearing go through :mod:`dosewatch.usecases` like every other alarm.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from dosewatch.db import DbConn
-from dosewatch.db.alarms import OFFLINE_AFTER, add_history, stop_and_all_clear
-from dosewatch.domain.device_alarms import OCCURRENCES, Condition, Snapshot
+from dosewatch.domain.alarms import AlarmKind, Priority, priority_rank_sql
+from dosewatch.domain.device_alarms import OCCURRENCES, Snapshot
+from dosewatch.domain.offline import is_offline
 
-Row = dict[str, Any]
+# Doses left: the supply row the gateway keeps from events and refills, else the newest status.
+# Tables must be joined as ``sup`` (dispenser_supply) and ``st`` (dispenser_latest_status).
+DOSES_LEFT_SQL = "COALESCE(sup.doses_left, st.doses_left)"
+
+# dosewatch.domain.supply.predicted_empty_at for every dispenser ``d`` at once: the due time of
+# the first pending slot beyond the doses left; ``now`` when none are left; NULL when unknown or
+# enough. A test runs it against the domain function on the same cases.
+EMPTY_AT_SQL = f"""
+CASE WHEN {DOSES_LEFT_SQL} IS NULL THEN NULL
+     WHEN {DOSES_LEFT_SQL} <= 0 THEN %(now)s::timestamptz
+     ELSE (SELECT due_at FROM dose_slots WHERE dispenser_id = d.id AND state = 'pending'
+           AND due_at > %(now)s ORDER BY due_at OFFSET {DOSES_LEFT_SQL} LIMIT 1) END
+"""
 
 # The gateway keeps a latest-state row per dispenser (status, supply, config applied); this reads
 # those rather than the history tables. Only "since when off mains" needs the history.
-_SNAPSHOT = """
-SELECT d.id AS dispenser_id,
-       (p.online IS FALSE OR p.last_seen_at < %(stale)s) AS offline,
+_SNAPSHOT = f"""
+SELECT d.id AS dispenser_id, d.patient_id, pa.team_id, p.online, p.last_seen_at,
        nxt.due_at AS next_due_at, COALESCE(nxt.time_critical, false) AS next_due_critical,
        st.on_mains, st.battery_pct, st.temperature_c,
-       COALESCE(sup.doses_left, st.doses_left) AS doses_left, empty.due_at AS empty_at,
+       {DOSES_LEFT_SQL} AS doses_left, {EMPTY_AT_SQL} AS empty_at,
        pw.lost_at, off.since AS off_mains_since,
        sch.version AS schedule_version, sch.created_at AS schedule_set_at,
        cs.applied_version,
        (SELECT count(*) FROM dose_slots s WHERE s.dispenser_id = d.id AND s.state = 'pending'
           AND s.due_at > %(now)s AND s.due_at <= %(now)s + interval '48 hours') AS doses_next_48h
 FROM dispensers d
+JOIN patients pa ON pa.id = d.patient_id
 LEFT JOIN dispenser_presence p ON p.dispenser_id = d.id
 LEFT JOIN dispenser_latest_status st ON st.dispenser_id = d.id
 LEFT JOIN dispenser_supply sup ON sup.dispenser_id = d.id
@@ -37,11 +52,6 @@ LEFT JOIN LATERAL (
     SELECT due_at, time_critical FROM dose_slots
     WHERE dispenser_id = d.id AND state = 'pending' AND due_at > %(now)s
     ORDER BY due_at LIMIT 1) nxt ON true
-LEFT JOIN LATERAL (  -- the first planned dose beyond what is left in the dispenser
-    SELECT due_at FROM dose_slots
-    WHERE dispenser_id = d.id AND state = 'pending' AND due_at > %(now)s
-    ORDER BY due_at OFFSET GREATEST(COALESCE(sup.doses_left, st.doses_left), 0) LIMIT 1
-) empty ON COALESCE(sup.doses_left, st.doses_left) > 0
 LEFT JOIN LATERAL (
     SELECT CASE WHEN type = 'power_lost' THEN received_at END AS lost_at FROM dose_events
     WHERE dispenser_id = d.id AND type IN ('power_lost', 'power_restored')
@@ -57,47 +67,49 @@ LEFT JOIN LATERAL (
 """
 
 
-def snapshots(
-    conn: DbConn, now: datetime, offline_after: timedelta = OFFLINE_AFTER
-) -> list[Snapshot]:
-    rows = conn.execute(_SNAPSHOT, {"now": now, "stale": now - offline_after}).fetchall()
+@dataclass(frozen=True)
+class Judged:
+    """A dispenser's snapshot and whose it is (an alarm opened for it pages that team)."""
+
+    snapshot: Snapshot
+    patient_id: int
+    team_id: int | None
+
+
+def snapshots(conn: DbConn, now: datetime, offline_after: timedelta) -> list[Judged]:
+    rows = conn.execute(_SNAPSHOT, {"now": now}).fetchall()
     return [
-        Snapshot(
-            dispenser_id=r["dispenser_id"],
-            offline=bool(r["offline"]),
-            next_due_at=r["next_due_at"],
-            next_due_critical=r["next_due_critical"],
-            on_mains=r["on_mains"],
-            power_lost_since=r["lost_at"] or r["off_mains_since"],
-            battery_pct=r["battery_pct"],
-            temperature_c=r["temperature_c"],
-            doses_left=r["doses_left"],
-            doses_next_48h=r["doses_next_48h"],
-            empty_at=r["empty_at"],
-            schedule_version=r["schedule_version"],
-            schedule_set_at=r["schedule_set_at"],
-            applied_version=r["applied_version"],
+        Judged(
+            Snapshot(
+                dispenser_id=r["dispenser_id"],
+                offline=is_offline(r["online"], r["last_seen_at"], now, offline_after),
+                next_due_at=r["next_due_at"],
+                next_due_critical=r["next_due_critical"],
+                on_mains=r["on_mains"],
+                power_lost_since=r["lost_at"] or r["off_mains_since"],
+                battery_pct=r["battery_pct"],
+                temperature_c=r["temperature_c"],
+                doses_left=r["doses_left"],
+                doses_next_48h=r["doses_next_48h"],
+                empty_at=r["empty_at"],
+                schedule_version=r["schedule_version"],
+                schedule_set_at=r["schedule_set_at"],
+                applied_version=r["applied_version"],
+            ),
+            r["patient_id"],
+            r["team_id"],
         )
         for r in rows
     ]
 
 
-def open_alarm(conn: DbConn, dispenser_id: str, c: Condition, now: datetime) -> int | None:
-    """Open ``c`` unless an unresolved alarm of its kind is open for this dispenser."""
-    row = conn.execute(
-        "INSERT INTO alarms (kind, dispenser_id, patient_id, priority, opened_at)"
-        " SELECT %s, id, patient_id, %s, %s FROM dispensers WHERE id = %s"
-        " ON CONFLICT (dispenser_id, kind) WHERE slot_id IS NULL AND resolved_at IS NULL"
-        " DO NOTHING RETURNING id",
-        (c.kind, c.priority, now, dispenser_id),
-    ).fetchone()
-    if row is None:
-        return None
-    add_history(conn, row["id"], now, "opened", "system", "automatic", c.detail)
-    return int(row["id"])
+class OpenDeviceAlarm(TypedDict):
+    id: int
+    kind: str
+    cleared_at: datetime | None
 
 
-def open_device_alarms(conn: DbConn, dispenser_id: str) -> dict[str, Row]:
+def open_device_alarms(conn: DbConn, dispenser_id: str) -> dict[str, OpenDeviceAlarm]:
     rows = conn.execute(
         "SELECT id, kind, cleared_at FROM alarms WHERE dispenser_id = %s AND slot_id IS NULL"
         " AND resolved_at IS NULL",
@@ -106,44 +118,42 @@ def open_device_alarms(conn: DbConn, dispenser_id: str) -> dict[str, Row]:
     return {r["kind"]: r for r in rows}
 
 
-def clear(conn: DbConn, alarm_id: int, now: datetime, detail: dict[str, Any]) -> None:
-    row = conn.execute(
-        "UPDATE alarms SET cleared_at = %s WHERE id = %s AND cleared_at IS NULL"
-        " AND resolved_at IS NULL RETURNING id",
-        (now, alarm_id),
-    ).fetchone()
-    if row is not None:
-        add_history(conn, alarm_id, now, "cleared", "system", "automatic", detail)
-        stop_and_all_clear(conn, alarm_id, now, except_nurse=None)
+@dataclass(frozen=True)
+class Occurrence:
+    """A jam, error or help press newer than that kind's last alarm for the dispenser."""
+
+    dispenser_id: str
+    kind: AlarmKind
+    priority: Priority
+    patient_id: int
+    team_id: int | None
 
 
-def open_occurrences(conn: DbConn, now: datetime, lookback: timedelta) -> list[int]:
-    """An alarm for each jam, error or help press newer than that kind's latest alarm."""
-    values = [(t, kind, prio) for t, (kind, prio) in OCCURRENCES.items()]
+def new_occurrences(conn: DbConn, lookback_from: datetime) -> list[Occurrence]:
+    """Per dispenser and kind, the reports since ``lookback_from`` that no alarm covers yet
+    (an alarm open when the report came, or opened since, covers it); the most urgent priority
+    of the reports wins."""
+    values = [(t, kind.value, prio.value) for t, (kind, prio) in OCCURRENCES.items()]
     rows = conn.execute(
         "WITH k(type, kind, priority) AS (SELECT * FROM unnest(%s::text[], %s::text[],"
         "   %s::text[])),"
         " latest AS (SELECT e.dispenser_id, k.kind, (array_agg(k.priority ORDER BY"
-        "   CASE k.priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END))[1] AS priority,"
-        "   max(e.received_at) AS last_at, jsonb_agg(e.payload->'detail') AS details"
+        f"   {priority_rank_sql('k.priority')}))[1] AS priority,"
+        "   max(e.received_at) AS last_at"
         "   FROM dose_events e JOIN k ON k.type = e.type"
         "   WHERE e.received_at > %s GROUP BY e.dispenser_id, k.kind)"
-        " INSERT INTO alarms (kind, dispenser_id, patient_id, priority, opened_at)"
-        " SELECT l.kind, l.dispenser_id, d.patient_id, l.priority, %s"
+        " SELECT l.dispenser_id, l.kind, l.priority, d.patient_id, pa.team_id"
         " FROM latest l JOIN dispensers d ON d.id = l.dispenser_id"
-        # A press is covered by an alarm that was open when it came (or opened since).
+        " JOIN patients pa ON pa.id = d.patient_id"
         " WHERE NOT EXISTS (SELECT 1 FROM alarms a WHERE a.dispenser_id = l.dispenser_id"
         "   AND a.kind = l.kind AND (a.resolved_at IS NULL OR a.resolved_at >= l.last_at))"
-        " ON CONFLICT (dispenser_id, kind) WHERE slot_id IS NULL AND resolved_at IS NULL"
-        " DO NOTHING RETURNING id",
-        (
-            [v[0] for v in values],
-            [v[1] for v in values],
-            [v[2] for v in values],
-            now - lookback,
-            now,
-        ),
+        " ORDER BY l.dispenser_id, l.kind",
+        ([v[0] for v in values], [v[1] for v in values], [v[2] for v in values], lookback_from),
     ).fetchall()
-    for r in rows:
-        add_history(conn, r["id"], now, "opened", "system", "automatic", {"source": "event"})
-    return [r["id"] for r in rows]
+    return [
+        Occurrence(
+            r["dispenser_id"], AlarmKind(r["kind"]), Priority(r["priority"]), r["patient_id"],
+            r["team_id"],
+        )
+        for r in rows
+    ]  # fmt: skip

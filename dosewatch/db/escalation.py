@@ -11,81 +11,164 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from psycopg.types.json import Jsonb
 
 from dosewatch.db import DbConn
 from dosewatch.db import notifications as outbox_sql
-from dosewatch.domain.escalation import Policy
-
-Row = dict[str, Any]
+from dosewatch.domain.escalation import OnDuty, Policy, policy_of
 
 
-def claim_due(conn: DbConn, now: datetime, limit: int) -> list[Row]:
+class DueAlarm(TypedDict):
+    id: int
+    kind: str
+    patient_id: int
+    team_id: int | None
+    policy_id: int | None  # None: an alarm from before policy versions, on the default
+    step_index: int
+    step_round: int
+    epoch: int
+    next_step_at: datetime
+    acknowledged_at: datetime | None
+    cleared_at: datetime | None
+    resolved_at: datetime | None
+
+
+class ReminderDue(TypedDict):
+    id: int
+    policy_id: int | None
+    acknowledged_by: str | None
+    acknowledged_nurse_id: int | None
+
+
+class NurseRow(TypedDict):
+    id: int
+    team_id: int
+    name: str
+    phone: str
+    language: str
+    active: bool
+
+
+class ReplyAlarm(TypedDict):
+    id: int
+
+
+def claim_due(conn: DbConn, now: datetime, limit: int) -> list[DueAlarm]:
     return conn.execute(
-        "SELECT id, kind, patient_id, team_id, policy, step_index, step_round, epoch, next_step_at,"
-        " acknowledged_at, cleared_at, resolved_at FROM alarms"
+        "SELECT id, kind, patient_id, team_id, policy_id, step_index, step_round, epoch,"
+        " next_step_at, acknowledged_at, cleared_at, resolved_at FROM alarms"
         " WHERE next_step_at <= %s ORDER BY next_step_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
         (now, limit),
     ).fetchall()
 
 
-def on_duty(conn: DbConn, team_id: int | None, at: datetime) -> list[Row]:
-    """Active nurses of the team whose shift covers ``at``: (nurse_id, role, phone, language)."""
-    if team_id is None:
-        return []
-    return conn.execute(
-        "SELECT n.id AS nurse_id, s.role, n.phone, n.language FROM shifts s"
-        " JOIN nurses n ON n.id = s.nurse_id"
-        " WHERE s.team_id = %s AND s.starts_at <= %s AND %s < s.ends_at AND n.active"
-        " ORDER BY s.role, n.id",
-        (team_id, at, at),
+def current_team_policies(conn: DbConn, team_ids: Sequence[int]) -> dict[int, Policy]:
+    """Each team's current (highest) policy version; a team without one is left out."""
+    if not team_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT DISTINCT ON (team_id) team_id, policy FROM escalation_policies"
+        " WHERE team_id = ANY(%s) ORDER BY team_id, version DESC",
+        (list(team_ids),),
     ).fetchall()
+    return {r["team_id"]: Policy.from_json(r["policy"]) for r in rows}
+
+
+_VERSION_IDS = """
+WITH wanted AS (SELECT body, ord FROM unnest(%(bodies)s::jsonb[]) WITH ORDINALITY AS u(body, ord)),
+ins AS (
+    INSERT INTO policy_versions (body, created_at) SELECT DISTINCT body, %(now)s::timestamptz
+    FROM wanted ON CONFLICT (digest) DO NOTHING RETURNING id, digest)
+SELECT w.ord, COALESCE(ins.id, pv.id) AS id FROM wanted w
+LEFT JOIN ins ON ins.digest = md5(w.body::text)
+LEFT JOIN policy_versions pv ON pv.digest = md5(w.body::text)
+"""
+
+
+def policy_version_ids(
+    conn: DbConn, policies: Sequence[Policy], now: datetime
+) -> dict[Policy, int]:
+    """The immutable stored version of each policy (stored now if new), found by content.
+
+    An alarm references one of these instead of carrying its own copy: one row per distinct
+    policy, not a JSON document per alarm. A version another process stores at this very
+    instant is invisible to this statement's snapshot; asking again, in a new statement, finds
+    it.
+    """
+    found: dict[Policy, int] = {}
+    for _ in range(3):
+        missing = [p for p in dict.fromkeys(policies) if p not in found]
+        if not missing:
+            return found
+        rows = conn.execute(
+            _VERSION_IDS, {"bodies": [Jsonb(p.to_json()) for p in missing], "now": now}
+        ).fetchall()
+        found.update({missing[r["ord"] - 1]: r["id"] for r in rows if r["id"] is not None})
+    if any(p not in found for p in policies):
+        raise RuntimeError("a policy version could neither be stored nor found")
+    return found
+
+
+def policies_by_id(conn: DbConn, ids: Sequence[int | None]) -> dict[int | None, Policy]:
+    """The policy of each version id; ``None`` (an alarm from before versions) is the default."""
+    wanted = sorted({i for i in ids if i is not None})
+    out: dict[int | None, Policy] = {None: policy_of(None)}
+    if wanted:
+        rows = conn.execute(
+            "SELECT id, body FROM policy_versions WHERE id = ANY(%s)", (wanted,)
+        ).fetchall()
+        out.update({r["id"]: Policy.from_json(r["body"]) for r in rows})
+    return out
+
+
+def on_duty(conn: DbConn, team_ids: Sequence[int | None], at: datetime) -> dict[int, list[OnDuty]]:
+    """Active nurses of each team whose shift covers ``at``, by team."""
+    teams = sorted({t for t in team_ids if t is not None})
+    if not teams:
+        return {}
+    rows = conn.execute(
+        "SELECT s.team_id, n.id AS nurse_id, s.role, n.phone, n.language FROM shifts s"
+        " JOIN nurses n ON n.id = s.nurse_id"
+        " WHERE s.team_id = ANY(%s) AND s.starts_at <= %s AND %s < s.ends_at AND n.active"
+        " ORDER BY s.team_id, s.role, n.id",
+        (teams, at, at),
+    ).fetchall()
+    out: dict[int, list[OnDuty]] = {}
+    for r in rows:
+        out.setdefault(r["team_id"], []).append(
+            OnDuty(r["nurse_id"], r["role"], r["phone"], r["language"])
+        )
+    return out
 
 
 def patient_contact(conn: DbConn, patient_id: int) -> str | None:
     """The number for a patient reminder, only if consent is recorded."""
-    row = conn.execute(
-        "SELECT contact_phone FROM patients WHERE id = %s AND contact_sms_consent_at IS NOT NULL",
-        (patient_id,),
-    ).fetchone()
-    return None if row is None else row["contact_phone"]
+    return patient_contacts(conn, [patient_id]).get(patient_id)
 
 
-def set_position(
-    conn: DbConn,
-    alarm_id: int,
-    policy: Policy,
-    step_index: int,
-    step_round: int,
-    next_step_at: datetime | None,
-) -> None:
-    conn.execute(
-        "UPDATE alarms SET policy = %s, step_index = %s, step_round = %s, next_step_at = %s"
-        " WHERE id = %s",
-        (Jsonb(policy.to_json()), step_index, step_round, next_step_at, alarm_id),
-    )
+def patient_contacts(conn: DbConn, patient_ids: Sequence[int]) -> dict[int, str | None]:
+    """The numbers for patient reminders, only where consent is recorded."""
+    if not patient_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT id, contact_phone FROM patients WHERE id = ANY(%s)"
+        " AND contact_sms_consent_at IS NOT NULL",
+        (sorted(set(patient_ids)),),
+    ).fetchall()
+    return {r["id"]: r["contact_phone"] for r in rows}
 
 
-def set_positions(
-    conn: DbConn, rows: Sequence[tuple[int, Policy | None, int, int, datetime | None]]
-) -> None:
-    """:func:`set_position` for many alarms in one statement (a None policy: keep it)."""
+def set_positions(conn: DbConn, rows: Sequence[tuple[int, int, int, datetime | None]]) -> None:
+    """Move many alarms' escalation timers in one statement: (id, step, round, next at)."""
     if not rows:
         return
     conn.execute(
-        "UPDATE alarms a SET policy = COALESCE(u.policy, a.policy), step_index = u.si,"
-        " step_round = u.sr,"
-        " next_step_at = u.at FROM unnest(%s::bigint[], %s::jsonb[], %s::int[], %s::int[],"
-        " %s::timestamptz[]) AS u(id, policy, si, sr, at) WHERE a.id = u.id",
-        (
-            [r[0] for r in rows],
-            [None if r[1] is None else Jsonb(r[1].to_json()) for r in rows],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
-            [r[4] for r in rows],
-        ),
+        "UPDATE alarms a SET step_index = u.si, step_round = u.sr, next_step_at = u.at"
+        " FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::timestamptz[]) AS u(id, si, sr, at)"
+        " WHERE a.id = u.id",
+        ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]),
     )
 
 
@@ -106,9 +189,9 @@ def advance_now(conn: DbConn, alarm_id: int, now: datetime) -> bool:
     return row is not None
 
 
-def claim_reminders(conn: DbConn, now: datetime, limit: int) -> list[Row]:
+def claim_reminders(conn: DbConn, now: datetime, limit: int) -> list[ReminderDue]:
     return conn.execute(
-        "SELECT id, policy, acknowledged_by, acknowledged_nurse_id FROM alarms"
+        "SELECT id, policy_id, acknowledged_by, acknowledged_nurse_id FROM alarms"
         " WHERE remind_at <= %s AND resolved_at IS NULL"
         " ORDER BY remind_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
         (now, limit),
@@ -130,21 +213,21 @@ def reopen(conn: DbConn, alarm_id: int, now: datetime) -> None:
     )
 
 
-def nurse(conn: DbConn, nurse_id: int) -> Row | None:
+def nurse(conn: DbConn, nurse_id: int) -> NurseRow | None:
     return conn.execute(
         "SELECT id, team_id, name, phone, language, active FROM nurses WHERE id = %s",
         (nurse_id,),
     ).fetchone()
 
 
-def nurse_by_phone(conn: DbConn, phone: str) -> list[Row]:
+def nurse_by_phone(conn: DbConn, phone: str) -> list[NurseRow]:
     return conn.execute(
-        "SELECT id, team_id, name, phone, language FROM nurses WHERE phone = %s AND active",
+        "SELECT id, team_id, name, phone, language, active FROM nurses WHERE phone = %s AND active",
         (phone,),
     ).fetchall()
 
 
-def alarm_for_reply(conn: DbConn, nurse_id: int, code: str | None) -> list[Row]:
+def alarm_for_reply(conn: DbConn, nurse_id: int, code: str | None) -> list[ReplyAlarm]:
     """Unacknowledged alarms this nurse was sent, matching the reply code if one was given."""
     return conn.execute(
         "SELECT DISTINCT a.id FROM alarms a JOIN notifications n ON n.alarm_id = a.id"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from dosewatch.db import DbConn
 
@@ -65,46 +65,50 @@ def insert(
     return None if row is None else int(row["id"])
 
 
-_COLUMNS = (
-    "alarm_id",
-    "key",
-    "purpose",
-    "channel",
-    "nurse_id",
-    "to_number",
-    "language",
-    "step_index",
-    "step_round",
-)
+class OutboxRow(TypedDict):
+    """A notification to insert: what an escalation step decided, keyed for idempotency."""
+
+    alarm_id: int
+    key: str
+    purpose: str
+    channel: str
+    nurse_id: int | None
+    to_number: str | None
+    language: str
+    step_index: int | None
+    step_round: int | None
 
 
-def insert_many(conn: DbConn, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+# INSERT … SELECT from one array per column (named o_a … o_sr, sent in binary: no quoting of a
+# thousand keys): one statement for any number of rows. Shared with the statement that opens
+# alarms together with their first step.
+INSERT_UNNEST = """
+INSERT INTO notifications (alarm_id, idempotency_key, purpose, channel, nurse_id, to_number,
+    language, step_index, step_round, status, next_attempt_at, created_at, updated_at)
+SELECT a, k, p, c, n, t, l, si, sr,
+    CASE WHEN c = 'console' THEN 'delivered' ELSE 'pending' END, %(now)s, %(now)s, %(now)s
+FROM unnest(%(o_a)b::bigint[], %(o_k)b::text[], %(o_p)b::text[], %(o_c)b::text[],
+    %(o_n)b::bigint[], %(o_t)b::text[], %(o_l)b::text[], %(o_si)b::int[], %(o_sr)b::int[])
+    AS u(a, k, p, c, n, t, l, si, sr)
+"""
+_PARAMS = {
+    "o_a": "alarm_id", "o_k": "key", "o_p": "purpose", "o_c": "channel", "o_n": "nurse_id",
+    "o_t": "to_number", "o_l": "language", "o_si": "step_index", "o_sr": "step_round",
+}  # fmt: skip
+
+
+def unnest_params(rows: Sequence[OutboxRow]) -> dict[str, list[Any]]:
+    """The arrays :data:`INSERT_UNNEST` reads."""
+    return {param: [r[col] for r in rows] for param, col in _PARAMS.items()}  # type: ignore[literal-required]
+
+
+def insert_many(conn: DbConn, rows: Sequence[OutboxRow], now: datetime) -> int:
     """:func:`insert` for many rows in one statement; existing keys are skipped."""
     if not rows:
         return 0
-    cols = {c: [r[c] for r in rows] for c in _COLUMNS}
     result = conn.execute(
-        "INSERT INTO notifications (alarm_id, idempotency_key, purpose, channel, nurse_id,"
-        " to_number, language, step_index, step_round, status, next_attempt_at, created_at,"
-        " updated_at)"
-        " SELECT a, k, p, c, n, t, l, si, sr,"
-        "  CASE WHEN c = 'console' THEN 'delivered' ELSE 'pending' END, %(now)s, %(now)s, %(now)s"
-        " FROM unnest(%(a)s::bigint[], %(k)s::text[], %(p)s::text[], %(c)s::text[],"
-        "  %(n)s::bigint[], %(t)s::text[], %(l)s::text[], %(si)s::int[], %(sr)s::int[])"
-        "  AS u(a, k, p, c, n, t, l, si, sr)"
-        " ON CONFLICT (idempotency_key) DO NOTHING",
-        {
-            "now": now,
-            "a": cols["alarm_id"],
-            "k": cols["key"],
-            "p": cols["purpose"],
-            "c": cols["channel"],
-            "n": cols["nurse_id"],
-            "t": cols["to_number"],
-            "l": cols["language"],
-            "si": cols["step_index"],
-            "sr": cols["step_round"],
-        },
+        INSERT_UNNEST + " ON CONFLICT (idempotency_key) DO NOTHING",
+        {"now": now, **unnest_params(rows)},
     )
     return result.rowcount
 
@@ -205,7 +209,13 @@ def cancel_pending(conn: DbConn, alarm_id: int, now: datetime) -> int:
     return len(rows)
 
 
-def notified_nurses(conn: DbConn, alarm_id: int) -> list[Row]:
+class Notified(TypedDict):
+    nurse_id: int
+    to_number: str
+    language: str
+
+
+def notified_nurses(conn: DbConn, alarm_id: int) -> list[Notified]:
     """Each nurse who was (or may have been) told about the alarm by SMS or call, once."""
     return conn.execute(
         "SELECT DISTINCT ON (n.nurse_id) n.nurse_id, n.to_number, n.language"

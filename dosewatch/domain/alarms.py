@@ -8,6 +8,7 @@ is derived from the facts (the database computes it the same way in a generated 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -29,6 +30,38 @@ class AlarmKind(StrEnum):
     SCHEDULE_NOT_APPLIED = "schedule_not_applied"
 
 
+# Kinds that belong to one dose slot (at most one alarm per slot); every other kind belongs to a
+# dispenser (at most one unresolved per dispenser and kind).
+SLOT_KINDS = frozenset({AlarmKind.MISSED_DOSE, AlarmKind.DOSE_STATUS_UNKNOWN})
+
+
+class Priority(StrEnum):
+    """Declared most urgent first: the declaration order *is* the priority order."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for the most urgent; what every ordering by priority sorts on."""
+        return _RANK[self]
+
+
+_RANK = {p: i for i, p in enumerate(Priority)}
+
+
+def priority_rank_sql(column: str) -> str:
+    """:attr:`Priority.rank` as a SQL expression over ``column``, generated from the enum so the
+    database orders exactly as the domain does (tests hold the two together)."""
+    whens = " ".join(f"WHEN '{p.value}' THEN {p.rank}" for p in Priority)
+    return f"(CASE {column} {whens} ELSE {len(Priority)} END)"
+
+
+def most_urgent(priorities: Iterable[Priority]) -> Priority:
+    return min(priorities, key=lambda p: p.rank)
+
+
 class AlarmState(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
@@ -43,6 +76,24 @@ class Outcome(StrEnum):
     PATIENT_AWAY = "patient_away"
     FALSE_ALARM = "false_alarm"
     OTHER = "other"
+
+
+# Outcomes after which the next shift must look again (the patient was away, or "other").
+FOLLOW_UP_OUTCOMES = frozenset({Outcome.PATIENT_AWAY, Outcome.OTHER})
+
+
+def needs_follow_up(outcome: str | None, note: str | None) -> bool:
+    """The handover's rule: a resolved alarm the next shift must follow up — resolved as
+    patient away or other, or with a note left for them."""
+    return outcome in FOLLOW_UP_OUTCOMES or bool((note or "").strip())
+
+
+def console_order(
+    acknowledged: bool, cleared: bool, priority: Priority, opened_at: datetime, alarm_id: int
+) -> tuple[bool, bool, int, datetime, int]:
+    """The console's sort key: unacknowledged first (open, then cleared but still owed), then
+    acknowledged; most urgent first within that; then the alarm waiting longest first."""
+    return (acknowledged, cleared, priority.rank, opened_at, alarm_id)
 
 
 def derive_state(

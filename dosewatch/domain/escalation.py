@@ -6,7 +6,8 @@ voice call), then how long to wait for an acknowledgement before the next step. 
 step's wait runs out the chain starts again from the first, up to ``repeats`` more times; after
 that the alarm stays on the console and nobody else is paged.
 
-The policy is copied onto the alarm when it opens, so editing a team's policy never changes an
+An alarm references the immutable policy version that applied when it opened (the team's
+current policy, or :data:`DEFAULT_POLICY`), so editing a team's policy never changes an
 escalation already running. The alarm row holds the position (``step_index``, ``round``) and
 ``next_step_at``: the durable timer. :func:`advance` is the only rule for moving it, and it is a
 function of data: the caller passes the time the step was *due*, not the time the sweep ran, so a
@@ -94,7 +95,7 @@ DEFAULT_POLICY = Policy(
 
 
 def policy_of(data: dict[str, Any] | None) -> Policy:
-    """The policy copied onto an alarm; none copied yet means the default."""
+    """The policy an alarm references; none (a team without its own) means the default."""
     return DEFAULT_POLICY if data is None else Policy.from_json(data)
 
 
@@ -146,6 +147,13 @@ def validate(policy: Policy) -> list[str]:
     return problems
 
 
+def remind_at(policy: Policy, acknowledged_at: datetime) -> datetime | None:
+    """When an acknowledged but unresolved alarm reminds the nurse who has it (never: None)."""
+    if policy.remind_after_ack_min is None:
+        return None
+    return acknowledged_at + timedelta(minutes=policy.remind_after_ack_min)
+
+
 def stops(acknowledged: bool, cleared: bool, resolved: bool) -> bool:
     """Whether an alarm's escalation is over: a nurse has it, or its cause went away.
 
@@ -173,3 +181,98 @@ def recipients_for(step: Step, on_duty: Sequence[tuple[int, str]]) -> list[int]:
     if step.target is Target.TEAM:
         return sorted({n for n, _ in on_duty})
     return []
+
+
+@dataclass(frozen=True)
+class OnDuty:
+    """A nurse whose shift covers the moment a step is due."""
+
+    nurse_id: int
+    role: str
+    phone: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One outbox row a step decided. ``key`` is the part after the alarm's own prefix
+    (:func:`outbox_key`), so the same step executed twice yields the same keys."""
+
+    key: str
+    purpose: str
+    channel: Channel
+    nurse_id: int | None
+    to_number: str | None
+    language: str
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    notices: tuple[Notice, ...]
+    next: Next
+    history: dict[str, Any]  # the detail of the step's 'escalated' history row
+
+
+def outbox_key(alarm_id: int, epoch: int, done: Position, suffix: str) -> str:
+    """The idempotency key of a step's notification: alarm, epoch, round, step, then who/how."""
+    return f"a{alarm_id}:e{epoch}:r{done.round}:s{done.step_index}{suffix}"
+
+
+def plan_step(
+    policy: Policy,
+    done: Position,
+    due_at: datetime,
+    on_duty: Sequence[OnDuty],
+    patient_number: str | None = None,
+) -> StepPlan:
+    """Everything executing the step at ``done`` (due at ``due_at``) decides: who gets what on
+    which channel, where the alarm goes next, and what its history says.
+
+    ``on_duty`` is the roster when the step was *due* (not when a sweep got to it);
+    ``patient_number`` is the consented contact number, for a ``patient_contact`` step. The
+    console needs no outbox row: it shows every open alarm by itself, and the history records
+    that the step included it.
+    """
+    step = policy.steps[done.step_index]
+    notices: list[Notice]
+    notified: list[dict[str, Any]]
+    if step.target is Target.PATIENT_CONTACT:
+        # No consent recorded: the step is skipped, and its history says so.
+        notices = (
+            []
+            if patient_number is None
+            else [Notice(":patient", "patient_reminder", Channel.SMS, None, patient_number, "sv")]
+        )
+        notified = [{"patient_contact": True}] if notices else []
+    else:
+        nurses = {n.nurse_id: n for n in on_duty}
+        chosen = recipients_for(step, [(n.nurse_id, n.role) for n in on_duty])
+        notices = [
+            Notice(
+                f":{channel.value}:n{nurse_id}",
+                "alarm",
+                channel,
+                nurse_id,
+                nurses[nurse_id].phone,
+                nurses[nurse_id].language,
+            )
+            for nurse_id in chosen
+            for channel in step.channels
+            if channel is not Channel.CONSOLE
+        ]
+        notified = [{"nurse_id": n, "channels": [c.value for c in step.channels]} for n in chosen]
+    nxt = advance(policy, done, due_at)
+    history = {
+        "step": done.step_index,
+        "round": done.round,
+        "target": step.target.value,
+        "notified": notified,
+        "reached_no_one": not notified,
+        "next_step_at": nxt.at.isoformat() if nxt.at else None,
+    }
+    return StepPlan(tuple(notices), nxt, history)
+
+
+def first_step_needs_patient_number(policy: Policy) -> bool:
+    """Whether opening an alarm on ``policy`` needs the patient's consented contact number."""
+    return policy.steps[0].target is Target.PATIENT_CONTACT

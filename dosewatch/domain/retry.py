@@ -53,5 +53,5 @@ def next_attempt(attempts: int, now: datetime, jitter: float = 1.0) -> datetime 
     """
     if attempts >= MAX_ATTEMPTS:
         return None
-    backoff = min(CAP, BASE * (2 ** max(0, attempts - 1)))
+    backoff = min(CAP, BASE * (1 << max(0, attempts - 1)))  # doubling per failed try
     return now + max(timedelta(seconds=1), backoff * min(max(jitter, 0.0), 1.0))

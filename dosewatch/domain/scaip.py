@@ -81,7 +81,8 @@ def alarm_message(alarm: ScaipAlarm) -> bytes:
         ("mty", MessageType.ALARM.value),
     ):
         ET.SubElement(root, tag).text = value
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data
 
 
 def parse_message(body: bytes) -> dict[str, str]:
@@ -107,4 +108,5 @@ def answer_message(ref: str, snu: int = 0) -> bytes:
     root = ET.Element("mrs")
     ET.SubElement(root, "ref").text = ref
     ET.SubElement(root, "snu").text = str(snu)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data

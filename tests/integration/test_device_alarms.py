@@ -11,7 +11,8 @@ from psycopg_pool import ConnectionPool
 from alarms.device import sweep_device_alarms
 from dispenser_sim.messages import event, rfc3339
 from dosewatch.clock import FakeClock
-from dosewatch.db import alarms as alarm_sql
+from dosewatch.domain.alarms import Outcome
+from dosewatch.usecases import alarm_actions
 from gateway.writer import Inbound, write_batch
 from tests.helpers import add_dispenser, alarms_of
 
@@ -69,8 +70,8 @@ def test_help_button_and_jam_open_high_priority_alarms_once_until_resolved(
     ]
     help_alarm = next(a for a in alarms if a["kind"] == "help_button")
     with pool.connection() as conn:
-        alarm_sql.resolve(
-            conn, help_alarm["id"], clock.now(), "Anna", "console", "home_visit", None
+        alarm_actions.resolve(
+            conn, help_alarm["id"], clock.now(), "Anna", "console", Outcome.HOME_VISIT, None
         )
     sweep_device_alarms(pool, clock)  # the old press does not reopen it
     assert [a["kind"] for a in alarms_of(pool, "DSP-D")].count("help_button") == 1

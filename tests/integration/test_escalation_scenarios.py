@@ -13,6 +13,7 @@ from dashboards.app import create_app
 from dosewatch.clock import FakeClock
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.domain.retry import Failure
+from dosewatch.usecases import alarm_actions
 from tests.auth_helpers import as_admin
 from tests.helpers import add_dispenser, alarms_of
 from tests.scenario import (
@@ -91,7 +92,7 @@ def test_acknowledging_stops_the_escalation_at_once(
     def ack() -> None:
         [alarm] = alarms_of(pool, "DSP-1")
         with pool.connection() as conn:
-            alarm_sql.acknowledge(conn, alarm["id"], scenario.clock.now(), "Anna", "console")
+            alarm_actions.acknowledge(conn, alarm["id"], scenario.clock.now(), "Anna", "console")
 
     scenario.at(local("08:50"), ack)
     scenario.run_until(local("09:30"))
@@ -182,7 +183,7 @@ def test_an_unresolved_acknowledgement_gets_a_reminder_and_can_reopen(
         for d in ("DSP-1", "DSP-2"):
             [alarm] = alarms_of(pool, d)
             with pool.connection() as conn:
-                alarm_sql.acknowledge(
+                alarm_actions.acknowledge(
                     conn, alarm["id"], clock.now(), "Anna", "sms", nurse_id=nurses["Anna"]
                 )
 

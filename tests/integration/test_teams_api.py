@@ -4,7 +4,7 @@ on the real database (FastAPI's test client, no mocks)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -15,7 +15,10 @@ from psycopg_pool import ConnectionPool
 from dashboards.app import create_app
 from dosewatch.clock import FakeClock
 from dosewatch.db import escalation as escalation_sql
-from dosewatch.domain.escalation import DEFAULT_POLICY
+from dosewatch.domain.alarms import AlarmKind, Priority
+from dosewatch.domain.escalation import DEFAULT_POLICY, Policy
+from dosewatch.domain.opening import Subject
+from dosewatch.usecases.opening import open_alarms
 from tests.auth_helpers import as_admin
 from tests.integration.test_api import make_dispenser
 
@@ -369,17 +372,20 @@ def test_bad_policies_are_refused_with_the_validate_sentences(
 def test_a_new_alarm_copies_the_patients_team_and_current_policy(
     api: TestClient, conn: psycopg.Connection[Any]
 ) -> None:
-    """What the API stores is what the alarm trigger (migration 0004) reads."""
+    """What the API stores is what opening an alarm (dosewatch.usecases.opening) reads."""
     patient = make_dispenser(api)
     t = team(api)
     assert api.put(f"{V1}/patients/{patient}/team", json={"team_id": t}).status_code == 200
     api.put(f"{V1}/teams/{t}/escalation-policy", json=POLICY)
+    subject = Subject(AlarmKind.MISSED_DOSE, Priority.MEDIUM, "DSP-000123", patient, t)
+    [alarm_id] = open_alarms(conn, [subject], datetime.now(UTC))
     row = conn.execute(
-        "INSERT INTO alarms (kind, dispenser_id, patient_id, opened_at)"
-        " VALUES ('missed_dose', 'DSP-000123', %s, now()) RETURNING team_id, policy",
-        (patient,),
+        "SELECT a.team_id, pv.body AS policy FROM alarms a"
+        " JOIN policy_versions pv ON pv.id = a.policy_id WHERE a.id = %s",
+        (alarm_id,),
     ).fetchone()
-    assert row is not None and row["team_id"] == t and row["policy"] == POLICY
+    assert row is not None and row["team_id"] == t
+    assert Policy.from_json(row["policy"]) == Policy.from_json(POLICY)
 
 
 # --- a patient's team and contact ------------------------------------------------------------

@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 from alarms.jobs import sweep_missed_doses
 from dispenser_sim.messages import event, rfc3339
 from dosewatch.clock import FakeClock
-from dosewatch.db.alarms import OFFLINE_AFTER
+from dosewatch.domain.offline import OFFLINE_AFTER
 from gateway.writer import Inbound, write_batch
 from tests.helpers import add_dispenser, alarms_of, slot_states
 

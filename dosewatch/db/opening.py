@@ -1,0 +1,180 @@
+"""SQL for closing windows and opening alarms: set-based claims and writes, no decisions.
+
+What each closed slot becomes is :func:`dosewatch.domain.slots.close_window`'s decision, and
+what each new alarm is (kind, priority, reply code, team, policy version, first step) is
+:mod:`dosewatch.domain.opening`'s; :mod:`dosewatch.usecases.windows` and
+:mod:`dosewatch.usecases.opening` call these statements in one transaction. A batch costs a
+fixed handful of statements however many alarms it opens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypedDict
+
+from psycopg.types.json import Jsonb
+
+from dosewatch.db import DbConn
+from dosewatch.db import notifications as outbox_sql
+
+
+class DueSlot(TypedDict):
+    """A pending slot whose window has closed, with what closing it and opening its alarm need:
+    the dispenser's presence (offline or not) and the patient and their team."""
+
+    slot_id: int
+    dispenser_id: str
+    due_at: datetime
+    window_end: datetime
+    time_critical: bool
+    state: str
+    patient_id: int
+    team_id: int | None
+    online: bool | None
+    last_seen_at: datetime | None
+
+
+class NewAlarm(TypedDict):
+    """One row of :func:`insert_opened`: an alarm as the domain decided it."""
+
+    id: int
+    kind: str
+    dispenser_id: str
+    patient_id: int
+    slot_id: int | None
+    slot_due_at: datetime | None
+    priority: str
+    team_id: int | None
+    policy_id: int
+    ack_code: str
+    step_index: int
+    step_round: int
+    next_step_at: datetime | None
+    opened_detail: str  # JSON text of the 'opened' history row's detail
+    escalated_detail: str  # JSON text of the first step's 'escalated' history row
+
+
+_DUE_SLOTS = """
+SELECT s.id AS slot_id, s.dispenser_id, s.due_at, s.window_end, s.time_critical, s.state,
+       d.patient_id, pa.team_id, p.online, p.last_seen_at
+FROM dose_slots s
+JOIN dispensers d ON d.id = s.dispenser_id
+JOIN patients pa ON pa.id = d.patient_id
+LEFT JOIN dispenser_presence p ON p.dispenser_id = s.dispenser_id
+WHERE s.state = 'pending' AND s.window_end <= %(now)s
+ORDER BY s.window_end LIMIT %(limit)s
+FOR UPDATE OF s SKIP LOCKED
+"""
+
+
+def claim_due_slots(conn: DbConn, now: datetime, limit: int) -> list[DueSlot]:
+    """Lock up to ``limit`` pending slots whose window has closed (oldest first); other
+    processes skip them. What each becomes is for :func:`dosewatch.domain.slots.close_window`."""
+    return conn.execute(_DUE_SLOTS, {"now": now, "limit": limit}).fetchall()
+
+
+def set_closed(conn: DbConn, closed: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Write the decided states, ``(slot_id, state)``, of claimed slots in one statement."""
+    if not closed:
+        return
+    conn.execute(
+        "UPDATE dose_slots s SET state = u.state, closed_at = %s"
+        " FROM unnest(%b::bigint[], %b::text[]) AS u(id, state) WHERE s.id = u.id",
+        (now, [c[0] for c in closed], [c[1] for c in closed]),
+    )
+
+
+class SlotSubjectRow(TypedDict):
+    slot_id: int
+    dispenser_id: str
+    due_at: datetime
+    time_critical: bool
+    state: str
+    patient_id: int
+    team_id: int | None
+
+
+def slot_subject(conn: DbConn, slot_id: int) -> SlotSubjectRow | None:
+    """A slot with its patient and team, for opening its alarm outside the sweep."""
+    return conn.execute(
+        "SELECT s.id AS slot_id, s.dispenser_id, s.due_at, s.time_critical, s.state,"
+        " d.patient_id, pa.team_id FROM dose_slots s JOIN dispensers d ON d.id = s.dispenser_id"
+        " JOIN patients pa ON pa.id = d.patient_id WHERE s.id = %s",
+        (slot_id,),
+    ).fetchone()
+
+
+def reserve_ids(conn: DbConn, n: int) -> list[int]:
+    """``n`` alarm ids, so the outbox keys (which name the alarm) are built before the insert."""
+    rows = conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('alarms', 'id')) AS id FROM generate_series(1, %s)",
+        (n,),
+    ).fetchall()
+    return [r["id"] for r in rows]
+
+
+_ALARM_COLS = (
+    "id", "kind", "dispenser_id", "patient_id", "slot_id", "slot_due_at", "priority", "team_id",
+    "policy_id", "ack_code", "step_index", "step_round", "next_step_at",
+)  # fmt: skip
+_ALARM_TYPES = (
+    "bigint", "text", "text", "bigint", "bigint", "timestamptz", "text", "bigint", "bigint",
+    "text", "int", "int", "timestamptz",
+)  # fmt: skip
+
+# %(name)b: arrays go in binary, so a thousand texts and timestamps need no quoting or parsing.
+_UNNEST = ", ".join(f"%({c})b::{t}[]" for c, t in zip(_ALARM_COLS, _ALARM_TYPES, strict=True))
+
+# The alarms, their 'opened' and 'escalated' history rows and the first step's outbox rows, in
+# one statement. ON CONFLICT without a target: a slot that has its alarm already, or a dispenser
+# with this kind still unresolved, gets none — and then no history or outbox rows either.
+_INSERT_OPENED = f"""
+WITH new AS (
+    INSERT INTO alarms ({", ".join(_ALARM_COLS)}, opened_at)
+    SELECT *, %(now)s FROM unnest({_UNNEST})
+    ON CONFLICT DO NOTHING RETURNING id
+), hist AS (
+    INSERT INTO alarm_history (alarm_id, at, action, actor, via, detail)
+    SELECT h.id, %(now)s, x.action, 'system', x.via, (%(details)b::jsonb[])[x.detail]
+    FROM unnest(%(id)b::bigint[], %(opened_detail)b::int[], %(escalated_detail)b::int[])
+         AS h(id, opened, escalated)
+    JOIN new ON new.id = h.id
+    CROSS JOIN LATERAL (VALUES (0, 'opened', %(via)s, h.opened),
+                               (1, 'escalated', 'automatic', h.escalated))
+         AS x(ord, action, via, detail)
+    ORDER BY h.id, x.ord
+), outbox AS (
+    {outbox_sql.INSERT_UNNEST} WHERE u.a IN (SELECT id FROM new)
+    ON CONFLICT (idempotency_key) DO NOTHING
+)
+SELECT id FROM new
+"""
+
+
+def insert_opened(
+    conn: DbConn,
+    alarms: Sequence[NewAlarm],
+    outbox: Sequence[outbox_sql.OutboxRow],
+    now: datetime,
+    via: str,
+) -> list[int]:
+    """Open decided alarms with their first step; return the ids actually opened."""
+    if not alarms:
+        return []
+    params: dict[str, Any] = {c: [a[c] for a in alarms] for c in _ALARM_COLS}  # type: ignore[literal-required]
+    # History details go once each, with a 1-based index per alarm: a thousand alarms of one
+    # team share one first-step detail, and quoting a JSON text per element is the costly part.
+    details: dict[str, int] = {}
+    for key in ("opened_detail", "escalated_detail"):
+        params[key] = [details.setdefault(a[key], len(details) + 1) for a in alarms]
+    params.update(details=[Jsonb(json.loads(d)) for d in details], now=now, via=via)
+    params.update(outbox_sql.unnest_params(outbox))
+    return [r["id"] for r in conn.execute(_INSERT_OPENED, params).fetchall()]
+
+
+def json_text(detail: dict[str, Any]) -> str:
+    """A history detail as JSON text (sent as text and cast in SQL, so one plan's detail is
+    serialised once for every alarm that shares it)."""
+    return json.dumps(detail, separators=(",", ":"), default=str)
