@@ -28,7 +28,7 @@ WEB = Path(__file__).parent / "web"
 LANGUAGES = ("sv", "en")
 DEFAULT_LANGUAGE = "sv"
 ADMIN_SECTIONS = (
-    "patients", "dispensers", "schedules", "absences", "teams", "rosters", "policies",
+    "patients", "dispensers", "schedules", "absences", "teams", "rosters", "policies", "integrations",
 )  # fmt: skip
 START_PAGE = {"nurse": "/console", "pharmacist": "/worklist", "manager": "/handover"}
 

@@ -146,6 +146,7 @@
       return [
         onSubmit(el("form", { class: "inline" }, field("name", t("name"), { required: true }), el("button", { class: "primary" }, t("add"))), (d) => api("POST", "/api/v1/teams", { name: d.name })),
         table([t("team"), t("admin_policies")], teams.map((tm) => el("tr", {}, el("td", {}, tm.name), el("td", {}, tm.policy_version ?? "–")))),
+        await DWIntegrations.privacy(teams),
         el("h2", {}, t("nurses")),
         onSubmit(el("form", { class: "inline" }, el("label", {}, t("team"), el("select", { name: "team_id" }, teams.map((tm) => el("option", { value: tm.id }, tm.name)))),
           field("name", t("name"), { required: true }), field("phone", t("phone"), { required: true, placeholder: "+46…" }),
@@ -196,6 +197,7 @@
       }));
       return [el("label", {}, t("choose_team"), " ", sel), form];
     },
+    integrations: () => DWIntegrations.section(),
   };
 
   async function render() {
