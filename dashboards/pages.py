@@ -28,7 +28,8 @@ WEB = Path(__file__).parent / "web"
 LANGUAGES = ("sv", "en")
 DEFAULT_LANGUAGE = "sv"
 ADMIN_SECTIONS = (
-    "patients", "dispensers", "schedules", "absences", "teams", "rosters", "policies", "integrations",
+    "patients", "dispensers", "schedules", "absences", "teams", "rosters", "policies",
+    "integrations",
 )  # fmt: skip
 START_PAGE = {"nurse": "/console", "pharmacist": "/worklist", "manager": "/handover"}
 

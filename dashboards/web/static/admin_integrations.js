@@ -75,9 +75,9 @@ const DWIntegrations = (() => {
   function privacyRow(team, cur) {
     const out = el("div", {});
     const tr = el("tr", { class: cur && cur.detail === "full" ? "np-row-full" : null, dataset: { team: team.id } });
-    const levelCell = cur ? el("span", { class: `np-badge np-${cur.detail}` }, cur.detail === "full" ? "⚠ " : "🔒 ", t("np_" + cur.detail)) : "–";
+    const levelCell = cur ? el("span", { class: `np-badge np-${cur.detail}` }, cur.detail === "full" ? "⚠ " : "✓ ", t("np_" + cur.detail)) : "–";
     const changed = !cur ? "–" : cur.changed_at ? el("span", {}, when(cur.changed_at), el("br", {}), el("span", { class: "calm small" }, cur.changed_by || "")) : el("span", { class: "calm" }, t("np_never_changed"));
-    const select = el("select", { name: "detail", "aria-label": t("np_level") }, ["minimal", "full"].map((lvl) => el("option", { value: lvl, selected: cur && cur.detail === lvl }, t("np_" + lvl))));
+    const select = el("select", { name: "detail", "aria-label": t("np_level") }, ["minimal", "full"].map((lvl) => el("option", { value: lvl, selected: cur && cur.detail !== lvl }, t("np_" + lvl))));
     const reason = el("input", { name: "reason", required: true, maxlength: 500, size: 24, placeholder: t("np_reason_ph"), "aria-label": t("reason") });
     const form = el("form", { class: "inline np-form" }, select, reason, el("button", { class: "primary" }, t("np_change")));
     form.addEventListener("submit", guarded(out, async () => {
@@ -116,7 +116,7 @@ const DWIntegrations = (() => {
   function deliveriesView(sub, rows) {
     const count = (s) => rows.filter((d) => d.state === s).length;
     const answer = (d) => [d.last_status ? `HTTP ${d.last_status}` : null, d.last_error].filter(Boolean).join(" – ") || "–";
-    return [el("h3", {}, t("wh_deliveries_of", { id: sub.id, url: sub.url })),
+    return [el("h3", {}, t("wh_deliveries_of", { id: sub.id }), " ", el("code", {}, sub.url)),
       el("p", { class: "summary-line" }, ["sent", "pending", "sending", "failed"].map((s) => el("span", { class: `dcount dcount-${s}${count(s) && s === "failed" ? " bad" : ""}` }, badge(s), " ", count(s)))),
       rows.length ? table("deliveries", [t("wh_event"), t("dstate"), t("wh_attempts"), t("wh_created"), t("wh_done_or_next"), t("wh_last_answer")], rows.map((d) => el("tr", { class: "drow drow-" + d.state },
         el("td", {}, el("code", {}, d.event_type), el("div", { class: "calm small" }, d.event_id)), el("td", {}, badge(d.state)), el("td", { class: "num" }, d.attempts),
@@ -125,7 +125,7 @@ const DWIntegrations = (() => {
   }
   async function webhooks(teams) {
     const teamName = Object.fromEntries(teams.map((tm) => [tm.id, tm.name]));
-    const out = el("div", {}), secretBox = el("div", { id: "secret-box" }), listBox = el("div", {}), deliveriesBox = el("div", { id: "deliveries" });
+    const out = el("div", {}), secretBox = el("div", { id: "secret-box" }), listBox = el("div", {}), deliveriesBox = el("div", { id: "deliveries", class: "subpanel" });
     const form = el("form", { class: "inline wh-form", id: "webhook-form" },
       el("label", { class: "grow" }, t("f_url"), el("input", { name: "url", type: "url", required: true, size: 40, placeholder: "https://integration.example.se/dosewatch" })),
       el("label", {}, t("team"), el("select", { name: "team_id" }, el("option", { value: "" }, t("wh_all_teams")), teams.map((tm) => el("option", { value: tm.id }, tm.name)))),
@@ -162,9 +162,9 @@ const DWIntegrations = (() => {
     const settingsOf = async (id) => { try { return await api("GET", `/api/v1/teams/${id}/scaip`); } catch (e) { if (e.status === 404) return null; throw e; } };
     async function showForm(team) {
       const cur = await settingsOf(team.id);
-      const form = el("form", { id: "scaip-form", dataset: { team: team.id } },
+      const form = el("form", { id: "scaip-form", class: "subpanel", dataset: { team: team.id } },
         el("h3", {}, t("sc_settings_for", { team: team.name }), cur ? null : el("span", { class: "calm" }, " – ", t("sc_not_set"))),
-        el("div", { class: "inline" },
+        el("div", { class: "fields" },
           el("label", { class: "grow" }, t("f_centre_uri"), el("input", { name: "centre_uri", required: true, size: 36, value: cur ? cur.centre_uri : "", placeholder: "sip:larm@larmcentral.example.se", pattern: "sips?:\\S+", title: t("err_centre_uri_string_pattern_mismatch") })),
           el("label", {}, t("f_controller_id"), el("input", { name: "controller_id", required: true, maxlength: 64, value: cur ? cur.controller_id : "", placeholder: "UMEA-HHC-1", pattern: "[A-Za-z0-9._\\-]+", title: t("err_controller_id_string_pattern_mismatch") })),
           checks("kinds", SCAIP_KINDS, cur ? cur.kinds : SCAIP_KINDS, t("f_kinds")),
