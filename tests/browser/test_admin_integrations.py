@@ -25,7 +25,7 @@ from tests.browser.conftest import add_team, add_user, screenshot, sign_in
 from tests.helpers import add_dispenser
 from tests.scenario import put_patient_in_team
 
-TALL = {"width": 1440, "height": 2300}
+TALL = {"width": 1440, "height": 2400}
 
 
 def _example_sms(detail: Detail, language: str, base: str) -> str:
@@ -133,6 +133,7 @@ def test_admin_sets_privacy_webhooks_and_scaip(
     assert "Store it now: this is the only time it is shown." in secret_box.inner_text()
     page.locator("#copy-secret").click()
     page.get_by_text("✓ Copied").wait_for()
+    screenshot(page, "admin-webhook-secret-en")
     listed = page.locator(f"#webhooks tr[data-webhook='{sub['id']}']").inner_text()
     assert "Team Norr" in listed and "https://integration.example.se/dosewatch" in listed
 
@@ -218,3 +219,18 @@ def test_the_pages_in_swedish_and_an_api_sentence_error(
     error.wait_for()
     assert "Inte sparat" in error.inner_text()
     assert f"webhook {sub.id} does not exist" in error.inner_text()
+
+
+def test_a_manager_sees_the_forwards_but_not_the_admin_settings(
+    pool: ConnectionPool, clock: FakeClock, web: str, new_page: Any
+) -> None:
+    now = clock.now()
+    team = add_team(pool, "Team Norr", now)
+    add_user(pool, "maja", "manager", team, "en", now, name="Maja Chef")
+    _forwards_in_each_state(pool, team, now)
+    page = new_page()
+    sign_in(page, web, "maja", "/admin/integrations")
+    page.locator("#scaip tr.drow-failed").wait_for()
+    assert page.locator("#webhook-form, #scaip-form").count() == 0
+    assert "Webhooks: set by an administrator." in page.locator("#admin").inner_text()
+    assert "SCAIP settings: set by an administrator." in page.locator("#admin").inner_text()
