@@ -199,6 +199,7 @@ def test_the_pages_in_swedish_and_an_api_sentence_error(
     for level in Detail:
         shown = page.locator(f"code.sms[data-level='{level.value}']").inner_text()
         assert shown == _example_sms(level, "sv", web)
+    page.set_viewport_size(TALL)
     screenshot(page, "admin-privacy-sv")
 
     page.goto(f"{web}/admin/integrations")

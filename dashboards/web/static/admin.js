@@ -1,5 +1,6 @@
 /* Admin: patients, dispensers, schedules (7-day preview, DST days marked), absences, teams and
-   nurses, rosters, escalation policies, all through /api/v1. */
+   nurses, rosters, escalation policies, all through /api/v1. Notification privacy (teams page)
+   and the integrations page (webhooks, SCAIP) are in admin_integrations.js. */
 "use strict";
 (() => {
   const { t, api, el, when } = DW;
