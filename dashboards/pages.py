@@ -29,6 +29,7 @@ LANGUAGES = ("sv", "en")
 DEFAULT_LANGUAGE = "sv"
 ADMIN_SECTIONS = (
     "patients", "dispensers", "schedules", "absences", "teams", "rosters", "policies",
+    "integrations",
 )  # fmt: skip
 START_PAGE = {"nurse": "/console", "pharmacist": "/worklist", "manager": "/handover"}
 

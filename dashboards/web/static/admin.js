@@ -1,5 +1,6 @@
 /* Admin: patients, dispensers, schedules (7-day preview, DST days marked), absences, teams and
-   nurses, rosters, escalation policies, all through /api/v1. */
+   nurses, rosters, escalation policies, all through /api/v1. Notification privacy (teams page)
+   and the integrations page (webhooks, SCAIP) are in admin_integrations.js. */
 "use strict";
 (() => {
   const { t, api, el, when } = DW;
@@ -146,6 +147,7 @@
       return [
         onSubmit(el("form", { class: "inline" }, field("name", t("name"), { required: true }), el("button", { class: "primary" }, t("add"))), (d) => api("POST", "/api/v1/teams", { name: d.name })),
         table([t("team"), t("admin_policies")], teams.map((tm) => el("tr", {}, el("td", {}, tm.name), el("td", {}, tm.policy_version ?? "–")))),
+        await DWIntegrations.privacy(teams),
         el("h2", {}, t("nurses")),
         onSubmit(el("form", { class: "inline" }, el("label", {}, t("team"), el("select", { name: "team_id" }, teams.map((tm) => el("option", { value: tm.id }, tm.name)))),
           field("name", t("name"), { required: true }), field("phone", t("phone"), { required: true, placeholder: "+46…" }),
@@ -196,6 +198,7 @@
       }));
       return [el("label", {}, t("choose_team"), " ", sel), form];
     },
+    integrations: () => DWIntegrations.section(),
   };
 
   async function render() {
