@@ -19,7 +19,13 @@ import time
 from pathlib import Path
 
 from dosewatch.broker_credentials import hash_password
-from dosewatch.embedded import free_port
+
+
+def _free_port() -> int:
+    with socket.socket() as s:  # the OS picks a free port; the broker binds it right after
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
 
@@ -56,7 +62,7 @@ class ProjectBroker:
 
     def __init__(self, workdir: Path, users: dict[str, str], port: int | None = None) -> None:
         self.workdir, self.users = workdir, users
-        self.port = port or free_port()
+        self.port = port or _free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
     def url(self, user: str) -> str:

@@ -1,7 +1,7 @@
 """Settings from the environment, validated once at start-up.
 
 Every variable is prefixed ``DOSEWATCH_``. A missing database or broker URL is not an error: it
-means "start the embedded one" (see :mod:`dosewatch.embedded`), so a newcomer needs no set-up.
+means "start the embedded one" (see :mod:`service.embedded`), so a newcomer needs no set-up.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535)
     timezone: str = "Europe/Stockholm"
     # The gateway's MQTT client id is its persistent-session identity: keep it stable per process.
-    # Unset: "dosewatch-gw-" + this database's installation id (dosewatch.runtime.client_id).
+    # Unset: "dosewatch-gw-" + this database's installation id (service.runtime.client_id).
     mqtt_client_id: str | None = None
     # Several gateways share the load through `$share/<group>/…` subscriptions; give each its
     # own DOSEWATCH_MQTT_CLIENT_ID. Unset: one gateway, plain subscriptions.

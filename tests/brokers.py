@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dispenser_sim.broker import mosquitto_binary
-from dosewatch.embedded import free_port
+from service.embedded import free_port
 
 
 def _listening(port: int) -> bool:

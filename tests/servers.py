@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from dosewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from service.embedded import EmbeddedBroker, EmbeddedPostgres
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_MQTT = ("127.0.0.1", 1883)

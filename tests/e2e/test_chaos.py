@@ -32,8 +32,8 @@ from dosewatch.clock import SystemClock
 from dosewatch.config import parse_mqtt_url
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import make_pool
-from dosewatch.embedded import EmbeddedPostgres
 from gateway.mqtt import Gateway
+from service.embedded import EmbeddedPostgres
 from tests.conftest import wait_for
 from tests.helpers import add_dispenser
 
@@ -69,7 +69,7 @@ def count(pool: ConnectionPool, sql: str) -> int:
 
 
 class GatewayProcess:
-    """``python -m dosewatch.cli gateway`` with its settings in the environment."""
+    """``python -m service.cli gateway`` with its settings in the environment."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
@@ -83,7 +83,7 @@ class GatewayProcess:
             f.write(marker)
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dosewatch.cli", "gateway"],
+            [sys.executable, "-m", "service.cli", "gateway"],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from dispenser_sim.messages import event
 from dosewatch.config import MqttUrl
-from dosewatch.embedded import free_port
+from service.embedded import free_port
 from tests.conftest import wait_for
 from tests.helpers import add_dispenser, slot_states
 
@@ -25,7 +25,7 @@ def dosewatch(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dosewatch.cli", *args],
+        [sys.executable, "-m", "service.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -94,7 +94,7 @@ def test_run_serves_the_api_ingests_and_stops_cleanly(
         "DOSEWATCH_HTTP_PORT": str(port),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dosewatch.cli", "run"],
+        [sys.executable, "-m", "service.cli", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

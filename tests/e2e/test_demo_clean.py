@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from dosewatch.embedded import free_port
+from service.embedded import free_port
 
 ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback")
 
@@ -43,7 +43,7 @@ def test_demo_on_a_fresh_home_prints_no_error(fresh_home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOSEWATCH_", "XDG_"))}
     env.update(HOME=str(tmp_path), DOSEWATCH_HTTP_PORT=str(free_port()))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dosewatch.cli", "demo"],
+        [sys.executable, "-m", "service.cli", "demo"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

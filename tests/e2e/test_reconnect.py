@@ -10,8 +10,8 @@ from psycopg_pool import ConnectionPool
 from dispenser_sim.messages import event
 from dosewatch.clock import FakeClock
 from dosewatch.config import parse_mqtt_url
-from dosewatch.embedded import EmbeddedBroker, free_port
 from gateway.mqtt import Gateway
+from service.embedded import EmbeddedBroker, free_port
 from tests.conftest import wait_for
 from tests.helpers import add_dispenser
 

@@ -32,8 +32,8 @@ from dosewatch.clock import SystemClock
 from dosewatch.config import parse_mqtt_url
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import make_pool
-from dosewatch.embedded import free_port
 from gateway.session import SETTLE_S, YIELD_FIRST_S
+from service.embedded import free_port
 from tests import servers
 from tests.brokers import own_mosquitto
 from tests.conftest import connected_client, wait_for
@@ -58,7 +58,7 @@ class GatewayProcess:
         if client_id is not None:
             env["DOSEWATCH_MQTT_CLIENT_ID"] = client_id
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dosewatch.cli", "gateway"],
+            [sys.executable, "-m", "service.cli", "gateway"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -14,14 +14,14 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from dashboards.app import create_app
-from dosewatch import demo
 from dosewatch.clock import FakeClock
+from service import demo
 from tests.auth_helpers import sign_in, team
 
 
 def dosewatch(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dosewatch.cli", *args],
+        [sys.executable, "-m", "service.cli", *args],
         env={**os.environ, "DOSEWATCH_DATABASE_URL": database_url},
         input=stdin,
         capture_output=True,

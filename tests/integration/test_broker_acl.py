@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from dispenser_sim.broker import ProjectBroker, mosquitto_binary
 from dosewatch.broker_credentials import check_password
-from dosewatch.cli import app
+from service.cli import app
 
 pytestmark = pytest.mark.skipif(
     mosquitto_binary() is None,

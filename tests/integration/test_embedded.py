@@ -13,8 +13,8 @@ import psycopg
 
 from dosewatch.config import parse_mqtt_url
 from dosewatch.db.migrate import migrate
-from dosewatch.embedded import EmbeddedBroker, EmbeddedPostgres
 from gateway.connection import connect_client
+from service.embedded import EmbeddedBroker, EmbeddedPostgres
 from tests.conftest import wait_for
 
 

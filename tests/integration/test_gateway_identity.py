@@ -22,7 +22,7 @@ from dosewatch.db import gateway_sessions
 from dosewatch.db.gateway_sessions import GatewaySession
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import make_pool
-from dosewatch.runtime import client_id
+from service.runtime import client_id
 from tests import servers
 
 

@@ -13,8 +13,8 @@ from dosewatch.domain.health import (
     in_conflict,
     session_problems,
 )
-from dosewatch.runtime import default_client_id
 from gateway.session import SETTLE_S, TAKEN_OVER, after_disconnect, yield_delay_s
+from service.runtime import default_client_id
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 LONG, SHORT = SETTLE_S + 60, SETTLE_S / 5

@@ -11,10 +11,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dispenser_sim.fleet import VirtualDispenser
-from dosewatch.demo import DEMO_FLEET, WINDOW_MIN, first_due
 from dosewatch.domain.protocol import Event, EventType, event_topic
 from dosewatch.domain.schedule import local_instant
 from gateway.decode import decode
+from service.demo import DEMO_FLEET, WINDOW_MIN, first_due
 from tests.unit.test_schedule import transitions
 
 DUE = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)

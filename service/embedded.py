@@ -80,7 +80,7 @@ class EmbeddedBroker:
         # The child says "ready" on a pipe once it listens. Probing the port instead would be a
         # client that connects and sends nothing, which amqtt logs as an ERROR.
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "dosewatch.embedded", self.host, str(self.port)],
+            [sys.executable, "-m", "service.embedded", self.host, str(self.port)],
             stdout=subprocess.PIPE,
             preexec_fn=_die_with_parent,
             # Its own session: a Ctrl-C in the terminal reaches only dosewatch, which stops the

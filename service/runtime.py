@@ -21,7 +21,7 @@ from dosewatch.config import ConfigError, MqttUrl, Settings, parse_mqtt_url
 from dosewatch.db.gateway_sessions import installation_id
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import check_database, make_pool
-from dosewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from service.embedded import EmbeddedBroker, EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 

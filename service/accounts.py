@@ -20,7 +20,7 @@ from dosewatch.db import users as user_sql
 
 @contextmanager
 def _transaction(settings: Settings) -> Iterator[tuple[DbConn, datetime]]:
-    from dosewatch.runtime import runtime
+    from service.runtime import runtime
 
     with (
         runtime(settings, need_mqtt=False) as rt,

@@ -57,7 +57,7 @@ def migrate(verbose: Verbose = False) -> None:
     """Apply database migrations (also done on every start)."""
 
     def go() -> None:
-        from dosewatch.runtime import runtime
+        from service.runtime import runtime
 
         with runtime(_setup(verbose), need_mqtt=False) as rt:
             typer.echo(f"migrations applied; storage mode: {rt.storage_mode}")
@@ -70,7 +70,7 @@ def run(verbose: Verbose = False) -> None:
     """Run everything in one process: gateway, alarm jobs and the web app."""
 
     def go() -> None:
-        from dosewatch.runtime import runtime, serve_web, start_alarm_jobs, start_gateway
+        from service.runtime import runtime, serve_web, start_alarm_jobs, start_gateway
 
         with runtime(_setup(verbose), need_mqtt=True) as rt:
             gw = start_gateway(rt)
@@ -89,7 +89,7 @@ def gateway(verbose: Verbose = False) -> None:
     """Run only the MQTT gateway (scale-out)."""
 
     def go() -> None:
-        from dosewatch.runtime import runtime, start_gateway
+        from service.runtime import runtime, start_gateway
 
         with runtime(_setup(verbose), need_mqtt=True) as rt:
             gw = start_gateway(rt)
@@ -106,7 +106,7 @@ def alarms(verbose: Verbose = False) -> None:
     """Run only the alarm jobs (scale-out; any number may run)."""
 
     def go() -> None:
-        from dosewatch.runtime import runtime, start_alarm_jobs
+        from service.runtime import runtime, start_alarm_jobs
 
         with runtime(_setup(verbose), need_mqtt=False) as rt:
             jobs = start_alarm_jobs(rt)
@@ -123,7 +123,7 @@ def web(verbose: Verbose = False) -> None:
     """Run only the web app and API (scale-out)."""
 
     def go() -> None:
-        from dosewatch.runtime import runtime, serve_web
+        from service.runtime import runtime, serve_web
 
         with runtime(_setup(verbose), need_mqtt=False) as rt:
             serve_web(rt)
@@ -137,8 +137,8 @@ def demo(verbose: Verbose = False) -> None:
 
     def go() -> None:
         from dispenser_sim.fleet import Fleet
-        from dosewatch import demo as demo_data
-        from dosewatch.runtime import runtime, serve_web, start_alarm_jobs, start_gateway
+        from service import demo as demo_data
+        from service.runtime import runtime, serve_web, start_alarm_jobs, start_gateway
 
         settings = _setup(verbose)
         with runtime(settings, need_mqtt=True) as rt:
@@ -201,7 +201,7 @@ def user_create(
     """Create a user (the first admin too: --role admin). Asks for the password."""
 
     def go() -> None:
-        from dosewatch.accounts import create_user
+        from service.accounts import create_user
 
         settings = _setup(verbose)
         if password_stdin:
@@ -225,7 +225,7 @@ def token_create(
     Send it as ``Authorization: Bearer <token>``."""
 
     def go() -> None:
-        from dosewatch.accounts import create_token
+        from service.accounts import create_token
 
         typer.echo(create_token(_setup(verbose), name, role, team))
 

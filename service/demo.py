@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dispenser_sim.fleet import VirtualDispenser
-from dosewatch.accounts import demo_accounts
 from dosewatch.db import DbConn, registry
 from dosewatch.db import schedules as schedule_sql
 from dosewatch.db import teams as team_sql
 from dosewatch.domain.schedule import local_instant
+from service.accounts import demo_accounts
 
 DEMO_FLEET = (
     # dispenser id, patient, phone, address, seconds after due the dose is taken (None: never)
