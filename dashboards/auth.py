@@ -30,8 +30,11 @@ from typing import Any, Literal
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dashboards.fields import errors
 from dosewatch.config import ConfigError
 from dosewatch.db import users as user_sql
 
@@ -41,6 +44,9 @@ CSRF_HEADER = "x-csrf-token"
 SESSION_TTL = timedelta(hours=12)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_API_PATHS = frozenset({"/api/v1/health"})
+# Outside /api/v1, but answering 401 to a caller who is not signed in.
+SIGNED_IN_PATHS = frozenset({"/auth/me", "/auth/logout"})
+ROLES = frozenset(user_sql.ROLES)
 CSRF_EXEMPT = ("/auth/login", "/twilio/")
 # Signed by Twilio (checked there), or public files: no caller is looked up.
 UNGUARDED = ("/twilio/", "/static/")
@@ -93,7 +99,42 @@ def require_roles(*roles: str) -> Callable[[Request], Principal]:
             raise HTTPException(403, f"the {principal.role} role may not do this")
         return principal
 
+    check.roles = allowed  # type: ignore[attr-defined]  # read by document()
     return check
+
+
+def _role_limited(dependant: Dependant) -> bool:
+    """Some role is refused (403) by a :func:`require_roles` check among the dependencies."""
+    for dep in dependant.dependencies:
+        roles = getattr(dep.call, "roles", None)
+        if (roles is not None and not roles >= ROLES) or _role_limited(dep):
+            return True
+    return False
+
+
+def document(app: FastAPI) -> None:
+    """Add to the OpenAPI the answers this module gives on every route it guards, computed when
+    the schema is first built (so routes included after this call are covered too): 401 for
+    each protected ``/api/v1`` operation, 403 for each state change (a cookie without its CSRF
+    token) and for each operation whose role check refuses a role."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for route in app.routes:
+                if not isinstance(route, APIRoute):
+                    continue
+                if _protected(route.path) or route.path in SIGNED_IN_PATHS:
+                    route.responses.setdefault(401, errors(401)[401])
+                if (route.methods or set()) & UNSAFE_METHODS and not route.path.startswith(
+                    CSRF_EXEMPT
+                ):
+                    route.responses.setdefault(403, errors(403)[403])
+                if _role_limited(route.dependant):
+                    route.responses.setdefault(403, errors(403)[403])
+        return build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def cookie_secure_setting(value: str | None = None) -> str:
