@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from dashboards import auth
+from dashboards import answers, auth
 from dashboards.api import router
 from dashboards.asyncapi import router as asyncapi_router
 from dashboards.auth_api import api as users_audit_router
@@ -64,9 +64,9 @@ def create_app(
     auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller
     app.include_router(twilio_router(twilio_auth_token, public_url))
 
-    # 422 bodies are FastAPI's own (dashboards.fields); the OpenAPI lists what the sign-in
-    # middleware answers (401, 403) on every operation it guards, whoever adds the route.
-    auth.document(app)
+    # 422 bodies are FastAPI's own (dashboards.fields); the OpenAPI also lists the answers no
+    # route gives itself (400, 401, 403: dashboards.answers), whoever adds the route.
+    answers.document(app)
 
     @app.get("/healthz", include_in_schema=False)
     def _health() -> dict[str, str]:

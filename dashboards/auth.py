@@ -30,11 +30,8 @@ from typing import Any, Literal
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dashboards.fields import errors
 from dosewatch.config import ConfigError
 from dosewatch.db import users as user_sql
 
@@ -46,7 +43,6 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_API_PATHS = frozenset({"/api/v1/health"})
 # Outside /api/v1, but answering 401 to a caller who is not signed in.
 SIGNED_IN_PATHS = frozenset({"/auth/me", "/auth/logout"})
-ROLES = frozenset(user_sql.ROLES)
 CSRF_EXEMPT = ("/auth/login", "/twilio/")
 # Signed by Twilio (checked there), or public files: no caller is looked up.
 UNGUARDED = ("/twilio/", "/static/")
@@ -99,42 +95,8 @@ def require_roles(*roles: str) -> Callable[[Request], Principal]:
             raise HTTPException(403, f"the {principal.role} role may not do this")
         return principal
 
-    check.roles = allowed  # type: ignore[attr-defined]  # read by document()
+    check.roles = allowed  # type: ignore[attr-defined]  # read by dashboards.answers
     return check
-
-
-def _role_limited(dependant: Dependant) -> bool:
-    """Some role is refused (403) by a :func:`require_roles` check among the dependencies."""
-    for dep in dependant.dependencies:
-        roles = getattr(dep.call, "roles", None)
-        if (roles is not None and not roles >= ROLES) or _role_limited(dep):
-            return True
-    return False
-
-
-def document(app: FastAPI) -> None:
-    """Add to the OpenAPI the answers this module gives on every route it guards, computed when
-    the schema is first built (so routes included after this call are covered too): 401 for
-    each protected ``/api/v1`` operation, 403 for each state change (a cookie without its CSRF
-    token) and for each operation whose role check refuses a role."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            for route in app.routes:
-                if not isinstance(route, APIRoute):
-                    continue
-                if _protected(route.path) or route.path in SIGNED_IN_PATHS:
-                    route.responses.setdefault(401, errors(401)[401])
-                if (route.methods or set()) & UNSAFE_METHODS and not route.path.startswith(
-                    CSRF_EXEMPT
-                ):
-                    route.responses.setdefault(403, errors(403)[403])
-                if _role_limited(route.dependant):
-                    route.responses.setdefault(403, errors(403)[403])
-        return build()
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def cookie_secure_setting(value: str | None = None) -> str:
@@ -231,7 +193,7 @@ class AuthMiddleware:
             principal=resolved.principal, csrf_token=resolved.csrf, session_id=resolved.session_id
         )
         path, method = scope["path"], scope.get("method", "GET")
-        if resolved.principal is None and _protected(path):
+        if resolved.principal is None and protected(path):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401})
                 return
@@ -280,7 +242,8 @@ def install(app: FastAPI, cookie_secure: str | None = None) -> None:
     app.add_middleware(AuthMiddleware, cookie_secure=setting)
 
 
-def _protected(path: str) -> bool:
+def protected(path: str) -> bool:
+    """Whether the middleware answers 401 on ``path`` to a caller who is not signed in."""
     return path.startswith("/api/v1/") and path.rstrip("/") not in OPEN_API_PATHS
 
 

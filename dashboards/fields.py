@@ -12,7 +12,7 @@ One error shape, as the OpenAPI says:
 - every other 4xx: :class:`ErrorBody`, ``{"detail": "one sentence"}``.
 
 ``errors(...)`` documents the 4xx answers a route really gives; 401 and 403 answered by the
-sign-in middleware are added to every ``/api/v1`` operation by :func:`dashboards.auth.document`.
+sign-in middleware (and 400 for an undecodable body) are added by :mod:`dashboards.answers`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ from typing import Annotated, Any, NoReturn
 
 from fastapi import Path
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, BaseModel, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+)
 
 from dosewatch.domain.protocol import DISPENSER_ID_RE
 
