@@ -178,9 +178,7 @@ def acknowledge(
     return row
 
 
-@router.post(
-    "/alarms/{alarm_id}/resolve", response_model=schemas.Alarm, responses=errors(404, 409)
-)
+@router.post("/alarms/{alarm_id}/resolve", response_model=schemas.Alarm, responses=errors(404, 409))
 def resolve(alarm_id: Id, body: schemas.ResolveIn, conn: Db, clk: Now, acc: AlarmAction) -> dict:
     acc.check("alarm", alarm_id)
     _nurse_exists(conn, body.nurse_id)

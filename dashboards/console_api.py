@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from dashboards.access import AnyRole, Oversight, Refill
 from dashboards.deps import Db, Now, not_found
-from dashboards.fields import BIGINT_MAX, DispenserPath, Id, Name, errors, invalid
+from dashboards.fields import BIGINT_MAX, DispenserPath, Id, Name, errors, hhmm, invalid
+from dosewatch.db import DbConn
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import console as console_sql
 from dosewatch.db import notifications as outbox_sql
+from dosewatch.db import schedules as schedule_sql
 from dosewatch.db import status as status_sql
 
 router = APIRouter(prefix="/api/v1", tags=["console"])
@@ -56,7 +59,9 @@ def console_alarms(
 
 
 @router.get("/console/alarms/{alarm_id}", responses=errors(404))
-def console_alarm(alarm_id: Id, conn: Db, clk: Now, acc: AnyRole) -> dict[str, Any]:
+def console_alarm(
+    alarm_id: Id, request: Request, conn: Db, clk: Now, acc: AnyRole
+) -> dict[str, Any]:
     """Everything a nurse needs to act on one alarm: the patient (phone, address, access and
     medication notes), the last 7 days of doses, the dispenser's health and the escalation
     timeline."""
@@ -66,10 +71,11 @@ def console_alarm(alarm_id: Id, conn: Db, clk: Now, acc: AnyRole) -> dict[str, A
     if not rows:
         raise not_found(f"alarm {alarm_id}")
     alarm = rows[0]
+    doses = console_sql.recent_slots(conn, alarm["patient_id"], clk.now())
     return {
         "alarm": alarm,
         "patient": console_sql.patient(conn, team, alarm["patient_id"]),
-        "doses": console_sql.recent_slots(conn, alarm["patient_id"], clk.now()),
+        "doses": _doses(conn, request, doses),
         "health": console_sql.dispenser_health(conn, alarm["dispenser_id"]),
         "history": alarm_sql.history(conn, alarm_id),
         "notifications": outbox_sql.timeline(conn, alarm_id),
@@ -77,12 +83,38 @@ def console_alarm(alarm_id: Id, conn: Db, clk: Now, acc: AnyRole) -> dict[str, A
 
 
 @router.get("/console/patients/{patient_id}", responses=errors(404))
-def console_patient(patient_id: Id, conn: Db, clk: Now, acc: AnyRole) -> dict[str, Any]:
+def console_patient(
+    patient_id: Id, request: Request, conn: Db, clk: Now, acc: AnyRole
+) -> dict[str, Any]:
     acc.open("patient", patient_id)
     patient = console_sql.patient(conn, acc.team_scope, patient_id)
     if patient is None:
         raise not_found(f"patient {patient_id}")
-    return {"patient": patient, "doses": console_sql.recent_slots(conn, patient_id, clk.now())}
+    doses = _doses(conn, request, console_sql.recent_slots(conn, patient_id, clk.now()))
+    return {"patient": patient, "doses": doses}
+
+
+def _doses(conn: DbConn, request: Request, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each dose with ``local_time`` as everywhere in the API: ``HH:MM`` when the dispenser
+    presents it (in its schedule's zone), and ``scheduled_time`` as the schedule has it."""
+    zones: dict[str, ZoneInfo] = {}
+    out = []
+    for row in rows:
+        dispenser = row["dispenser_id"]
+        if dispenser not in zones:
+            current = schedule_sql.current_schedule(conn, dispenser)
+            zones[dispenser] = ZoneInfo(
+                current["timezone"] if current else request.app.state.default_timezone
+            )
+        scheduled = row.get("local_time")
+        out.append(
+            {
+                **row,
+                "local_time": hhmm(row["due_at"].astimezone(zones[dispenser])),
+                "scheduled_time": hhmm(scheduled) if scheduled else None,
+            }
+        )
+    return out
 
 
 @router.get("/console/handover")

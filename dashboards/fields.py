@@ -70,7 +70,6 @@ DispenserPath = Annotated[
 ]
 
 
-
 def _date_only(value: object) -> object:
     # pydantic would read "2026-11-23T00:00:00" as a date too; without an offset that is a
     # wall time, which is refused like any other.

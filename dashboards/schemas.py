@@ -90,9 +90,7 @@ class ScheduleIn(_In):
     """The protocol's ``config`` message without its envelope (v, dispenser_id, version), plus
     optional weekdays, labels, time-critical flags, an end date and the moment it takes effect."""
 
-    timezone: Name | None = Field(
-        default=None, description="IANA zone; default DOSEWATCH_TIMEZONE"
-    )
+    timezone: Name | None = Field(default=None, description="IANA zone; default DOSEWATCH_TIMEZONE")
     doses: Annotated[list[ScheduleDose], Field(min_length=1, max_length=12)]
     valid_from: date
     valid_until: date | None = None
