@@ -3,7 +3,7 @@
 A route takes one :class:`Access` for the roles it allows, e.g. ``acc: Care``::
 
     @router.get("/alarms/{alarm_id}")
-    def get_alarm(alarm_id: int, conn: Db, acc: Care) -> dict:
+    def get_alarm(alarm_id: Id, conn: Db, acc: Care) -> dict:
         acc.open("alarm", alarm_id)        # 404 + audit 'denied' unless in the caller's team;
         ...                                # audit 'open' otherwise
 

@@ -20,7 +20,6 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import AwareDatetime
 
 from dashboards import auth_schemas as s
 from dashboards.access import Admin, Oversight, audit_entry
@@ -33,7 +32,7 @@ from dashboards.auth import (
     session_cookies,
 )
 from dashboards.deps import Db, Now, not_found
-from dashboards.fields import Id, Name, errors, invalid
+from dashboards.fields import Id, Instant, Name, errors, invalid
 from dosewatch.db import DbConn
 from dosewatch.db import audit as audit_sql
 from dosewatch.db import users as user_sql
@@ -178,10 +177,8 @@ def update_user(user_id: Id, body: s.UserPatch, conn: Db, clk: Now, acc: Admin) 
 
 # --- the audit log (managers and admins) -----------------------------------------------------
 
-From = Annotated[
-    AwareDatetime | None, Query(alias="from", description="inclusive; with a UTC offset")
-]
-To = Annotated[AwareDatetime | None, Query(description="exclusive; with a UTC offset")]
+From = Annotated[Instant | None, Query(alias="from", description="inclusive; with a UTC offset")]
+To = Annotated[Instant | None, Query(description="exclusive; with a UTC offset")]
 Actor = Annotated[Name | None, Query(description="a username, or token:NAME")]
 Action = Annotated[Name | None, Query(description="e.g. open, denied, acknowledge, sign_in")]
 

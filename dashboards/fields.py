@@ -78,9 +78,22 @@ def _date_only(value: object) -> object:
     return value
 
 
+# Instants and days a request may name. Beyond these a date is a typing mistake, and near
+# Python's year 9999 adding a week or a window overflows (it was a 500).
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
+def in_calendar(value: date) -> date:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(in_calendar)]
+Day = Annotated[date, AfterValidator(in_calendar)]
 # An instant, or a calendar date meaning local midnight in the zone of whatever is asked
 # about (a schedule's time zone for previews and slots): an admin thinks in days.
-InstantOrDate = AwareDatetime | Annotated[date, BeforeValidator(_date_only)]
+InstantOrDate = Instant | Annotated[date, BeforeValidator(_date_only), AfterValidator(in_calendar)]
 HHMM = Annotated[
     str,
     Field(

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from dashboards.fields import HHMM, By, Id, Label, Name, Note, Text
+from dashboards.fields import HHMM, By, Day, Id, Instant, Label, Name, Note, Text
 from dosewatch.domain.alarms import Outcome
 from dosewatch.domain.protocol import ConfigDose, DispenserId
 
@@ -92,9 +91,9 @@ class ScheduleIn(_In):
 
     timezone: Name | None = Field(default=None, description="IANA zone; default DOSEWATCH_TIMEZONE")
     doses: Annotated[list[ScheduleDose], Field(min_length=1, max_length=12)]
-    valid_from: date
-    valid_until: date | None = None
-    effective_from: AwareDatetime | None = Field(
+    valid_from: Day
+    valid_until: Day | None = None
+    effective_from: Instant | None = Field(
         default=None, description="when this version replaces the previous one; default now"
     )
     changed_by: By = "api"
@@ -190,8 +189,8 @@ class SchedulePut(Schedule):
 
 
 class AbsenceIn(_In):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
     reason: Text
     by: By = "api"
 

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from dashboards.fields import Id
+from dashboards.fields import Id, in_calendar
 from dashboards.fields import Name as Name
 from dosewatch.domain.escalation import Channel, Policy, Step, Target
 from dosewatch.domain.roster import Role
@@ -103,7 +103,7 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Instant = Annotated[datetime, AfterValidator(_aware)]
+Instant = Annotated[datetime, AfterValidator(_aware), AfterValidator(in_calendar)]
 
 
 class ShiftIn(_In):

@@ -23,12 +23,11 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Header, HTTPException, Query, Response
-from pydantic import AwareDatetime
 
 from dashboards import team_schemas as ts
 from dashboards.access import Access, Admin, AnyRole, Care
 from dashboards.deps import Db, Now, not_found, raise_
-from dashboards.fields import By, Id, errors, invalid
+from dashboards.fields import By, Id, Instant, errors, invalid
 from dosewatch.db import DbConn
 from dosewatch.db import teams as team_sql
 from dosewatch.domain import roster
@@ -42,8 +41,8 @@ DEFAULT_SPAN = timedelta(days=7)
 Actor = Annotated[
     By, Header(alias="X-Actor", description="for API tokens: the person the change is made for")
 ]
-From = Annotated[AwareDatetime | None, Query(alias="from", description="default: now")]
-To = Annotated[AwareDatetime | None, Query(description="default: from + 7 days; at most 62 days")]
+From = Annotated[Instant | None, Query(alias="from", description="default: now")]
+To = Annotated[Instant | None, Query(description="default: from + 7 days; at most 62 days")]
 
 
 def _team(conn: DbConn, team_id: int, acc: Access) -> dict[str, Any]:

@@ -261,3 +261,15 @@ def test_previews_take_a_date_as_local_midnight_in_the_schedules_zone(api: TestC
         ("2027-03-27", "2027-03-26T23:30:00Z")
     ]
     assert named(api.get(url, params={"from": "2027-03-27T08:00"}), "query", "from")  # no offset
+
+
+def test_instants_and_days_outside_the_calendar_are_a_422_not_an_overflow(api: TestClient) -> None:
+    make_dispenser(api)
+    url = f"{V1}/dispensers/DSP-000123"
+    late = {**SCHEDULE, "effective_from": "9999-12-31T23:00:00Z"}
+    assert "years" in named(api.put(f"{url}/schedule", json=late), "body", "effective_from")
+    early = {**SCHEDULE, "valid_from": "0001-01-01"}
+    assert "years" in named(api.put(f"{url}/schedule", json=early), "body", "valid_from")
+    far = {"from": "9999-12-30", "to": "9999-12-31T23:59:59Z"}
+    assert named(api.get(f"{url}/schedule/preview", params=far), "query", "from")
+    assert named(api.get(f"{V1}/audit", params={"from": "0001-01-01T00:00:00Z"}), "query", "from")
