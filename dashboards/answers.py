@@ -1,25 +1,52 @@
-"""The error answers every route can give without saying so itself, added to the OpenAPI.
+"""The error answers every route can give without saying so itself, added to the OpenAPI,
+and the last line of defence for a value PostgreSQL refuses.
 
 Some 4xx do not come from a route's own code: the sign-in middleware answers 401 and 403
 (:mod:`dashboards.auth`), a role check answers 403, and FastAPI answers 400 to a body it cannot
 decode (not UTF-8). They are added to each operation that can really give them, when the schema
 is first built, so a route included after :func:`document` is called is covered too. A route
 lists its own answers (404, 409, ...) with ``responses=errors(...)`` (:mod:`dashboards.fields`).
+
+The boundary types should stop every value the database would refuse; if one still gets
+through (a check forgotten on a new route), :func:`refused` answers 422 in the standard shape
+with PostgreSQL's reason, and logs it as the bug it is, instead of a 500.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from fastapi import FastAPI
+import psycopg
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from dashboards.auth import CSRF_EXEMPT, SIGNED_IN_PATHS, UNSAFE_METHODS, protected
 from dashboards.fields import ErrorBody, errors
 from dosewatch.db.users import ROLES
 
+log = logging.getLogger(__name__)
 _EVERY_ROLE = frozenset(ROLES)
+
+
+async def refused(request: Request, exc: Exception) -> JSONResponse:
+    """A value PostgreSQL refused (data or integrity error): 422, never a 500."""
+    reason = getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc)
+    log.warning("%s %s: the database refused a value the API let through: %s",
+                request.method, request.url.path, reason)  # fmt: skip
+    error = {"loc": ["request"], "msg": f"the database refused a value: {reason}",
+             "type": "database_refused"}  # fmt: skip
+    return JSONResponse({"detail": jsonable_encoder([error])}, status_code=422)
+
+
+def install(app: FastAPI) -> None:
+    """:func:`refused` for the database's data and integrity errors, and :func:`document`."""
+    app.add_exception_handler(psycopg.errors.DataError, refused)
+    app.add_exception_handler(psycopg.errors.IntegrityError, refused)
+    document(app)
 
 
 def _role_limited(dependant: Dependant) -> bool:

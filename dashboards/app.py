@@ -65,8 +65,9 @@ def create_app(
     app.include_router(twilio_router(twilio_auth_token, public_url))
 
     # 422 bodies are FastAPI's own (dashboards.fields); the OpenAPI also lists the answers no
-    # route gives itself (400, 401, 403: dashboards.answers), whoever adds the route.
-    answers.document(app)
+    # route gives itself (400, 401, 403), whoever adds the route; a value the database still
+    # refuses is a 422 (dashboards.answers).
+    answers.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def _health() -> dict[str, str]:

@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from alarms.missed import sweep_missed_doses
 from dashboards.app import create_app
+from dashboards.deps import Db
 from dosewatch.clock import FakeClock
 from tests.auth_helpers import as_admin, user
 from tests.errors import problems
@@ -273,3 +274,21 @@ def test_instants_and_days_outside_the_calendar_are_a_422_not_an_overflow(api: T
     far = {"from": "9999-12-30", "to": "9999-12-31T23:59:59Z"}
     assert named(api.get(f"{url}/schedule/preview", params=far), "query", "from")
     assert named(api.get(f"{V1}/audit", params={"from": "0001-01-01T00:00:00Z"}), "query", "from")
+
+
+def test_a_value_the_database_still_refuses_is_a_422_not_a_500(
+    pool: ConnectionPool, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last line of defence, for a route that forgot its boundary types."""
+    app = create_app(pool, clock)
+
+    def careless(conn: Db, n: int) -> dict[str, Any]:  # an int with no bound, on purpose
+        return dict(conn.execute("SELECT %s::bigint AS n", (n,)).fetchone() or {})
+
+    app.add_api_route(f"{V1}/careless", careless)
+    with TestClient(app) as api:
+        as_admin(api, pool)
+        assert api.get(f"{V1}/careless", params={"n": 5}).json() == {"n": 5}
+        r = api.get(f"{V1}/careless", params={"n": TOO_BIG})
+    assert "database refused" in named(r, "request")
+    assert "the database refused a value the API let through" in caplog.text
