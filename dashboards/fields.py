@@ -34,8 +34,6 @@ from pydantic import (
 from dosewatch.domain.protocol import DISPENSER_ID_RE
 
 BIGINT_MAX = 2**63 - 1
-
-
 _NO_NUL = "^[^\\u0000]*$"
 
 
@@ -46,7 +44,8 @@ def _no_nul(value: str) -> str:
 
 
 def text(max_length: int = 500, *, min_length: int = 1, strip: bool = True) -> Any:
-    """A free-text type: stripped, no NUL, bounded. ``text(200)`` for a name."""
+    """A free-text type: stripped, no NUL, bounded. Name a new size here (``Name =
+    text(200)``) and import it: mypy takes an imported alias as a type, not a call."""
     return Annotated[
         str,
         StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
