@@ -3,7 +3,7 @@
 A route takes one :class:`Access` for the roles it allows, e.g. ``acc: Care``::
 
     @router.get("/alarms/{alarm_id}")
-    def get_alarm(alarm_id: int, conn: Db, acc: Care) -> dict:
+    def get_alarm(alarm_id: Id, conn: Db, acc: Care) -> dict:
         acc.open("alarm", alarm_id)        # 404 + audit 'denied' unless in the caller's team;
         ...                                # audit 'open' otherwise
 
@@ -15,6 +15,10 @@ A route takes one :class:`Access` for the roles it allows, e.g. ``acc: Care``::
   together or not at all (:meth:`Access.log`).
 
 Lists filter by :attr:`Access.team_scope` in SQL (:mod:`dosewatch.db.scope`).
+
+This is the one authorisation path: the JSON routes take an :class:`Access`; the HTML pages and
+the alarm stream, which only need to know who is asking, take :data:`CurrentPrincipal` (401
+when signed out), the same typed :class:`~dashboards.auth.Principal`.
 """
 
 from collections.abc import Callable
@@ -22,7 +26,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from dashboards.auth import Principal, require_roles
+from dashboards.auth import Principal, current_principal, require_roles
 from dashboards.deps import Db, not_found
 from dosewatch.db import DbConn
 from dosewatch.db import audit as audit_sql
@@ -32,6 +36,7 @@ from dosewatch.db import scope as scope_sql
 ALL = ("nurse", "pharmacist", "manager", "admin")
 CARE = ("nurse", "manager", "admin")
 ALARM_ACTION = ("nurse", "admin")
+REFILL = ("pharmacist", "nurse", "admin")
 OVERSIGHT = ("manager", "admin")
 ADMIN = ("admin",)
 
@@ -130,8 +135,18 @@ def guard(*roles: str) -> Callable[[Request, DbConn, Principal], Access]:
     return access
 
 
+# A page's or stream's caller (401 when signed out).
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def team_scope(principal: Principal) -> int | None:
+    """``None`` reads every team; else the one team this caller may read."""
+    return principal.team_scope
+
+
 AnyRole = Annotated[Access, Depends(guard(*ALL))]
 Care = Annotated[Access, Depends(guard(*CARE))]
 AlarmAction = Annotated[Access, Depends(guard(*ALARM_ACTION))]
 Oversight = Annotated[Access, Depends(guard(*OVERSIGHT))]
+Refill = Annotated[Access, Depends(guard(*REFILL))]
 Admin = Annotated[Access, Depends(guard(*ADMIN))]

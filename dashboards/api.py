@@ -17,6 +17,7 @@ from dashboards import schemas
 from dashboards import team_schemas as ts
 from dashboards.access import Access, Admin, AlarmAction, AnyRole, Care, Oversight
 from dashboards.deps import Db, Now, dispenser_or_404, not_found, raise_
+from dashboards.fields import DispenserPath, Id, Name, errors, invalid
 from dashboards.teams_api import Actor
 from dosewatch.db import DbConn, registry
 from dosewatch.db import alarms as alarm_sql
@@ -41,21 +42,21 @@ def create_patient(body: schemas.PatientIn, conn: Db, acc: Admin) -> dict:
     return row
 
 
-@router.get("/patients/{patient_id}", response_model=schemas.Patient)
-def get_patient(patient_id: int, conn: Db, acc: AnyRole) -> dict:
+@router.get("/patients/{patient_id}", response_model=schemas.Patient, responses=errors(404))
+def get_patient(patient_id: Id, conn: Db, acc: AnyRole) -> dict:
     acc.open("patient", patient_id)
     return registry.get_patient(conn, patient_id) or raise_(not_found(f"patient {patient_id}"))
 
 
-@router.put("/patients/{patient_id}/team", response_model=schemas.Patient)
+@router.put("/patients/{patient_id}/team", response_model=schemas.Patient, responses=errors(404))
 def put_patient_team(
-    patient_id: int, body: ts.PatientTeamIn, conn: Db, acc: Admin, actor: Actor = "api"
+    patient_id: Id, body: ts.PatientTeamIn, conn: Db, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
     """Alarms opened from now on page this team; open alarms keep the team they started with."""
     if registry.get_patient(conn, patient_id) is None:
         raise not_found(f"patient {patient_id}")
     if body.team_id is not None and team_sql.get_team(conn, body.team_id) is None:
-        raise HTTPException(422, f"team_id: team {body.team_id} does not exist")
+        invalid(("body", "team_id"), f"team {body.team_id} does not exist")
     team_sql.set_patient_team(conn, patient_id, body.team_id)
     acc.log("update", "patient", patient_id, team_id=body.team_id)
     log.info("patient %s moved to team %s by %s", patient_id, body.team_id, acc.claimed(actor))
@@ -66,16 +67,20 @@ def _contact(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "sms_consent": row["contact_sms_consent_at"] is not None}
 
 
-@router.get("/patients/{patient_id}/contact", response_model=ts.PatientContact)
-def get_patient_contact(patient_id: int, conn: Db, acc: Care) -> dict[str, Any]:
+@router.get(
+    "/patients/{patient_id}/contact", response_model=ts.PatientContact, responses=errors(404)
+)
+def get_patient_contact(patient_id: Id, conn: Db, acc: Care) -> dict[str, Any]:
     acc.open("patient_contact", patient_id)
     row = team_sql.get_patient_contact(conn, patient_id)
     return _contact(row or raise_(not_found(f"patient {patient_id}")))
 
 
-@router.put("/patients/{patient_id}/contact", response_model=ts.PatientContact)
+@router.put(
+    "/patients/{patient_id}/contact", response_model=ts.PatientContact, responses=errors(404)
+)
 def put_patient_contact(
-    patient_id: int,
+    patient_id: Id,
     body: ts.PatientContactIn,
     conn: Db,
     clk: Now,
@@ -95,10 +100,12 @@ def put_patient_contact(
     return _contact(row)
 
 
-@router.post("/dispensers", status_code=201, response_model=schemas.Dispenser)
+@router.post(
+    "/dispensers", status_code=201, response_model=schemas.Dispenser, responses=errors(409)
+)
 def create_dispenser(body: schemas.DispenserIn, conn: Db, acc: Admin) -> dict:
     if registry.get_patient(conn, body.patient_id) is None:
-        raise HTTPException(422, f"patient {body.patient_id} does not exist")
+        invalid(("body", "patient_id"), f"patient {body.patient_id} does not exist")
     try:
         with conn.transaction():
             row = registry.create_dispenser(conn, dispenser_id=body.id, patient_id=body.patient_id)
@@ -108,16 +115,22 @@ def create_dispenser(body: schemas.DispenserIn, conn: Db, acc: Admin) -> dict:
     return row
 
 
-@router.get("/dispensers/{dispenser_id}", response_model=schemas.DispenserDetail)
-def get_dispenser(dispenser_id: str, conn: Db, acc: AnyRole) -> dict:
+@router.get(
+    "/dispensers/{dispenser_id}", response_model=schemas.DispenserDetail, responses=errors(404)
+)
+def get_dispenser(dispenser_id: DispenserPath, conn: Db, acc: AnyRole) -> dict:
     acc.open("dispenser", dispenser_id)
     row = dispenser_or_404(conn, dispenser_id)
     return {**row, "presence": presence_sql.get_presence(conn, dispenser_id) or {}}
 
 
-@router.get("/dispensers/{dispenser_id}/events", response_model=list[schemas.DoseEvent])
+@router.get(
+    "/dispensers/{dispenser_id}/events",
+    response_model=list[schemas.DoseEvent],
+    responses=errors(404),
+)
 def get_events(
-    dispenser_id: str,
+    dispenser_id: DispenserPath,
     conn: Db,
     acc: AnyRole,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -139,8 +152,8 @@ def list_alarms(
     )
 
 
-@router.get("/alarms/{alarm_id}", response_model=schemas.AlarmDetail)
-def get_alarm(alarm_id: int, conn: Db, acc: Care) -> dict:
+@router.get("/alarms/{alarm_id}", response_model=schemas.AlarmDetail, responses=errors(404))
+def get_alarm(alarm_id: Id, conn: Db, acc: Care) -> dict:
     acc.open("alarm", alarm_id)
     row = alarm_sql.get_alarm(conn, alarm_id) or raise_(not_found(f"alarm {alarm_id}"))
     return {
@@ -150,12 +163,15 @@ def get_alarm(alarm_id: int, conn: Db, acc: Care) -> dict:
     }
 
 
-@router.post("/alarms/{alarm_id}/acknowledge", response_model=schemas.Alarm)
+@router.post(
+    "/alarms/{alarm_id}/acknowledge", response_model=schemas.Alarm, responses=errors(404, 409)
+)
 def acknowledge(
-    alarm_id: int, conn: Db, clk: Now, acc: AlarmAction, body: schemas.AcknowledgeIn | None = None
+    alarm_id: Id, conn: Db, clk: Now, acc: AlarmAction, body: schemas.AcknowledgeIn | None = None
 ) -> alarm_sql.AlarmRow:
     acc.check("alarm", alarm_id)
     by, nurse_id = (body.by, body.nurse_id) if body else ("api", None)
+    _nurse_exists(conn, nurse_id)
     by = acc.claimed(by)
     row = alarm_actions.acknowledge(conn, alarm_id, clk.now(), by, _via(acc), nurse_id=nurse_id)
     row = row or raise_(_conflict_or_404(conn, alarm_id))
@@ -163,11 +179,12 @@ def acknowledge(
     return row
 
 
-@router.post("/alarms/{alarm_id}/resolve", response_model=schemas.Alarm)
+@router.post("/alarms/{alarm_id}/resolve", response_model=schemas.Alarm, responses=errors(404, 409))
 def resolve(
-    alarm_id: int, body: schemas.ResolveIn, conn: Db, clk: Now, acc: AlarmAction
+    alarm_id: Id, body: schemas.ResolveIn, conn: Db, clk: Now, acc: AlarmAction
 ) -> alarm_sql.AlarmRow:
     acc.check("alarm", alarm_id)
+    _nurse_exists(conn, body.nurse_id)
     by = acc.claimed(body.by)
     row = alarm_actions.resolve(
         conn, alarm_id, clk.now(), by, _via(acc), body.outcome, body.note, body.nurse_id
@@ -181,7 +198,7 @@ def resolve(
 def list_quarantine(
     conn: Db,
     _acc: Oversight,
-    dispenser_id: str | None = None,
+    dispenser_id: Name | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict]:
     """Raw device messages that were refused (managers and admins)."""
@@ -207,6 +224,12 @@ def _via(acc: Access) -> str:
     """How an alarm action came in, for its history: the console (a signed-in user) or the API
     (a token)."""
     return "console" if acc.principal.kind == "user" else "api"
+
+
+def _nurse_exists(conn: DbConn, nurse_id: int | None) -> None:
+    """The nurse an alarm action names must exist (a foreign key, checked before it fails)."""
+    if nurse_id is not None and team_sql.get_nurse(conn, nurse_id) is None:
+        invalid(("body", "nurse_id"), f"nurse {nurse_id} does not exist")
 
 
 def _conflict_or_404(conn: DbConn, alarm_id: int) -> HTTPException:

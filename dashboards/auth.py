@@ -41,6 +41,8 @@ CSRF_HEADER = "x-csrf-token"
 SESSION_TTL = timedelta(hours=12)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_API_PATHS = frozenset({"/api/v1/health"})
+# Outside /api/v1, but answering 401 to a caller who is not signed in.
+SIGNED_IN_PATHS = frozenset({"/auth/me", "/auth/logout"})
 CSRF_EXEMPT = ("/auth/login", "/twilio/")
 # Signed by Twilio (checked there), or public files: no caller is looked up.
 UNGUARDED = ("/twilio/", "/static/")
@@ -93,6 +95,7 @@ def require_roles(*roles: str) -> Callable[[Request], Principal]:
             raise HTTPException(403, f"the {principal.role} role may not do this")
         return principal
 
+    check.roles = allowed  # type: ignore[attr-defined]  # read by dashboards.answers
     return check
 
 
@@ -190,7 +193,7 @@ class AuthMiddleware:
             principal=resolved.principal, csrf_token=resolved.csrf, session_id=resolved.session_id
         )
         path, method = scope["path"], scope.get("method", "GET")
-        if resolved.principal is None and _protected(path):
+        if resolved.principal is None and protected(path):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401})
                 return
@@ -239,7 +242,8 @@ def install(app: FastAPI, cookie_secure: str | None = None) -> None:
     app.add_middleware(AuthMiddleware, cookie_secure=setting)
 
 
-def _protected(path: str) -> bool:
+def protected(path: str) -> bool:
+    """Whether the middleware answers 401 on ``path`` to a caller who is not signed in."""
     if path.startswith("/fhir/"):  # the dose record: every resource but the capability list
         return path.rstrip("/") != "/fhir/R4/metadata"
     return path.startswith("/api/v1/") and path.rstrip("/") not in OPEN_API_PATHS

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ from dashboards.auth import (
     session_cookies,
 )
 from dashboards.deps import Db, Now, not_found
+from dashboards.fields import Id, Instant, Name, errors, invalid
 from dosewatch.db import DbConn
 from dosewatch.db import audit as audit_sql
 from dosewatch.db import users as user_sql
@@ -72,7 +74,7 @@ def _secure(request: Request) -> bool:
     return cookies_secure(request.app.state.cookie_secure, request.url.scheme, host)
 
 
-@router.post("/auth/login", response_model=s.Me, responses={401: {}, 429: {}})
+@router.post("/auth/login", response_model=s.Me, responses=errors(401, 429))
 def login(body: s.LoginIn, request: Request, conn: Db, clk: Now) -> Any:
     """Sign in; sets the ``dw_session`` (HttpOnly) and ``dw_csrf`` cookies. Send the CSRF token
     back as ``X-CSRF-Token`` on every POST, PUT, PATCH and DELETE."""
@@ -129,7 +131,7 @@ def logout(request: Request, conn: Db) -> Response:
     return response
 
 
-@router.get("/auth/me", response_model=s.Me, responses={401: {}})
+@router.get("/auth/me", response_model=s.Me)
 def me(request: Request) -> dict[str, Any]:
     """Who is signed in, with the session's CSRF token (null for an API token)."""
     return _me(current_principal(request), getattr(request.state, "csrf_token", None))
@@ -138,13 +140,14 @@ def me(request: Request) -> dict[str, Any]:
 # --- users (admins) --------------------------------------------------------------------------
 
 
-@api.post("/users", status_code=201, response_model=s.User)
+@api.post("/users", status_code=201, response_model=s.User, responses=errors(409))
 def create_user(body: s.UserIn, conn: Db, clk: Now, acc: Admin) -> dict[str, Any]:
     try:
         with conn.transaction():
             row = user_sql.create_user(conn, **body.model_dump(), now=clk.now())
     except user_sql.UserError as exc:
-        raise HTTPException(422, str(exc)) from None
+        # The role is a checked literal, so what the SQL layer can still refuse is the team.
+        invalid(("body", "team_id"), str(exc))
     except psycopg.errors.UniqueViolation:
         raise HTTPException(409, f"the username {body.username!r} is taken") from None
     acc.log("create", "user", row["id"], username=row["username"], role=row["role"])
@@ -156,15 +159,15 @@ def list_users(conn: Db, _acc: Admin) -> list[dict[str, Any]]:
     return user_sql.list_users(conn)
 
 
-@api.patch("/users/{user_id}", response_model=s.User)
-def update_user(user_id: int, body: s.UserPatch, conn: Db, clk: Now, acc: Admin) -> dict[str, Any]:
+@api.patch("/users/{user_id}", response_model=s.User, responses=errors(404))
+def update_user(user_id: Id, body: s.UserPatch, conn: Db, clk: Now, acc: Admin) -> dict[str, Any]:
     """Change only the fields given. Deactivating a user, or changing their password, role or
     team, signs them out everywhere."""
     changes = body.model_dump(exclude_unset=True)
     try:
         row = user_sql.update_user(conn, user_id, changes, clk.now())
     except user_sql.UserError as exc:
-        raise HTTPException(422, str(exc)) from None
+        invalid(("body", "team_id"), str(exc))
     if row is None:
         raise not_found(f"user {user_id}")
     logged = {k: v for k, v in changes.items() if k != "password"}
@@ -174,16 +177,10 @@ def update_user(user_id: int, body: s.UserPatch, conn: Db, clk: Now, acc: Admin)
 
 # --- the audit log (managers and admins) -----------------------------------------------------
 
-From = Annotated[datetime | None, Query(alias="from", description="inclusive; with a UTC offset")]
-To = Annotated[datetime | None, Query(description="exclusive; with a UTC offset")]
-Actor = Annotated[str | None, Query(description="a username, or token:NAME")]
-Action = Annotated[str | None, Query(description="e.g. open, denied, acknowledge, sign_in")]
-
-
-def _check(start: datetime | None, end: datetime | None) -> None:
-    for name, value in (("from", start), ("to", end)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-23T07:00:00Z")
+From = Annotated[Instant | None, Query(alias="from", description="inclusive; with a UTC offset")]
+To = Annotated[Instant | None, Query(description="exclusive; with a UTC offset")]
+Actor = Annotated[Name | None, Query(description="a username, or token:NAME")]
+Action = Annotated[Name | None, Query(description="e.g. open, denied, acknowledge, sign_in")]
 
 
 @api.get("/audit", response_model=list[s.AuditRow])
@@ -195,10 +192,9 @@ def audit(
     actor: Actor = None,
     action: Action = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    before_id: Annotated[int | None, Query(description="page back: rows older than this")] = None,
+    before_id: Annotated[Id | None, Query(description="page back: rows older than this")] = None,
 ) -> list[dict[str, Any]]:
     """Newest first."""
-    _check(from_, to)
     return audit_sql.search(
         conn, start=from_, end=to, actor=actor, action=action, limit=limit, before_id=before_id
     )
@@ -213,8 +209,10 @@ def audit_csv(
     actor: Actor = None,
     action: Action = None,
 ) -> StreamingResponse:
-    """The same rows as CSV, oldest first (all of them: no limit)."""
-    _check(from_, to)
+    """The same rows as CSV, oldest first (all of them: no limit).
+
+    The parameters are validated, and the query run up to its first batch, before the status
+    line is sent: anything refused is a 4xx, never a 200 whose stream breaks."""
     pool = request.app.state.pool
 
     def rows() -> Iterator[str]:
@@ -230,8 +228,10 @@ def audit_csv(
                     out.truncate()
         yield out.getvalue()
 
+    batches = rows()
+    first = next(batches)
     return StreamingResponse(
-        rows(),  # fetched and written in batches: memory stays flat however long the log
+        itertools.chain([first], batches),  # in batches: memory stays flat however long the log
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="dosewatch-audit.csv"'},
     )

@@ -14,6 +14,8 @@ from pydantic import (
     model_validator,
 )
 
+from dashboards.fields import Credential, Id, Name
+
 Role = Literal["nurse", "pharmacist", "manager", "admin"]
 Language = Literal["sv", "en"]
 Username = Annotated[
@@ -23,7 +25,6 @@ Username = Annotated[
     Field(description="2-64 of a-z 0-9 . _ @ - (stored in lower case)"),
 ]
 Password = Annotated[str, Field(min_length=8, max_length=1024)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class _In(BaseModel):
@@ -31,8 +32,8 @@ class _In(BaseModel):
 
 
 class LoginIn(_In):
-    username: Annotated[str, Field(max_length=200)]
-    password: Annotated[str, Field(max_length=1024)]
+    username: Credential
+    password: Credential
 
 
 class Me(BaseModel):
@@ -48,7 +49,9 @@ class UserIn(_In):
     username: Username
     name: Name
     role: Role
-    team_id: int | None = Field(default=None, description="required for nurses and pharmacists")
+    team_id: Id | None = Field(
+        default=None, description="required for nurses and pharmacists; must exist"
+    )
     language: Language = "sv"
     password: Password
 
@@ -58,7 +61,7 @@ class UserPatch(_In):
 
     name: Name | None = None
     role: Role | None = None
-    team_id: int | None = None
+    team_id: Id | None = None
     language: Language | None = None
     active: bool | None = None
     password: Password | None = None

@@ -11,16 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from dashboards.access import Admin
 from dashboards.deps import Db, dispenser_or_404
+from dashboards.fields import DispenserPath, errors, invalid
 from dosewatch.broker_credentials import CredentialError, provision
 
 router = APIRouter(prefix="/api/v1")
 
 
 class CredentialsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     replace: bool = False
 
 
@@ -31,10 +33,17 @@ class Credentials(BaseModel):
 
 
 @router.post(
-    "/dispensers/{dispenser_id}/broker-credentials", status_code=201, response_model=Credentials
+    "/dispensers/{dispenser_id}/broker-credentials",
+    status_code=201,
+    response_model=Credentials,
+    responses=errors(404, 409, 503),
 )
 def create_credentials(
-    dispenser_id: str, request: Request, conn: Db, acc: Admin, body: CredentialsIn | None = None
+    dispenser_id: DispenserPath,
+    request: Request,
+    conn: Db,
+    acc: Admin,
+    body: CredentialsIn | None = None,
 ) -> dict[str, str]:
     dispenser_or_404(conn, dispenser_id)
     path = request.app.state.mqtt_password_file
@@ -44,8 +53,9 @@ def create_credentials(
     try:
         password = provision(Path(path), dispenser_id, replace=replace)
     except CredentialError as exc:
-        status = 409 if "already" in str(exc) else 422
-        raise HTTPException(status, str(exc)) from None
+        if "already" in str(exc):
+            raise HTTPException(409, str(exc)) from None
+        invalid(("path", "dispenser_id"), str(exc))
     except OSError as exc:
         raise HTTPException(503, f"cannot write the broker password file: {exc}") from None
     change = "replaced" if replace else "created"

@@ -19,12 +19,12 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from dashboards.access import Care
 from dashboards.deps import Db, Now, not_found
-from dashboards.fields import Id, errors, text
+from dashboards.fields import Id, errors, invalid, text
 from dosewatch.db import fhir as fhir_sql
 from dosewatch.domain import fhir
 from dosewatch.domain.protocol import DispenserId
@@ -114,7 +114,7 @@ def search_administrations(
 def _patient_id(value: str) -> int:
     raw = value.removeprefix("Patient/")
     if not raw.isdigit() or not 1 <= int(raw) < 2**63:
-        raise HTTPException(422, "patient: expected a patient id or Patient/<id>")
+        invalid(("query", "patient"), "expected a patient id or Patient/<id>")
     return int(raw)
 
 
@@ -146,10 +146,10 @@ def _instant_or_day(value: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
             return lo, datetime.combine(day + timedelta(days=1), time(0), zone)
         at = datetime.fromisoformat(value)
         if at.tzinfo is None:
-            raise HTTPException(422, f"date: {value!r} needs an offset (e.g. +01:00 or Z)")
+            invalid(("query", "date"), f"{value!r} needs an offset (e.g. +01:00 or Z)")
         return at, at + timedelta(microseconds=1)
     except (ValueError, OverflowError):  # not a date, or at the very end of the calendar
-        raise HTTPException(422, f"date: {value!r} is neither YYYY-MM-DD nor an instant") from None
+        invalid(("query", "date"), f"{value!r} is neither YYYY-MM-DD nor an instant")
 
 
 def capability_statement(now: datetime) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dashboards.access import Admin
 from dashboards.deps import Db, Now
-from dashboards.fields import Id, errors, text
+from dashboards.fields import Id, errors, invalid, text
 from dosewatch.db import fhir as fhir_sql
 from dosewatch.domain import personnummer
 
@@ -50,10 +50,7 @@ def put_identity_number(
         try:
             identity = personnummer.parse(body.personal_id, now.now().date())
         except personnummer.InvalidIdentityNumber as exc:
-            raise HTTPException(
-                422,
-                [{"loc": ["body", "personal_id"], "msg": str(exc), "type": "value_error"}],
-            ) from None
+            invalid(("body", "personal_id"), str(exc))
     if not fhir_sql.set_identity(conn, patient_id, identity):
         raise HTTPException(409, "another patient already has this identity number")
     acc.log("update", "patient", patient_id, identity_number="set" if identity else "removed")

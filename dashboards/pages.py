@@ -21,7 +21,9 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from dashboards.web_principal import CurrentPrincipal
+from dashboards.access import CurrentPrincipal
+from dashboards.auth import Principal
+from dashboards.fields import Id, Name
 from dosewatch import __version__
 
 WEB = Path(__file__).parent / "web"
@@ -77,9 +79,9 @@ def _script_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str).replace("</", "<\\/")
 
 
-def language_of(request: Request, principal: Any) -> str:
+def language_of(request: Request, principal: Principal | None) -> str:
     """The user's own language; before sign-in, the last one used here, else the browser's."""
-    chosen = getattr(principal, "language", None) or request.cookies.get("dw_lang")
+    chosen = (principal.language if principal else None) or request.cookies.get("dw_lang")
     if chosen in LANGUAGES:
         return str(chosen)
     accept = request.headers.get("accept-language", "").lower()
@@ -90,7 +92,9 @@ def language_of(request: Request, principal: Any) -> str:
     return DEFAULT_LANGUAGE
 
 
-def render(request: Request, template: str, principal: Any, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, principal: Principal | None, **context: Any
+) -> HTMLResponse:
     lang = language_of(request, principal)
     texts = catalogue(lang)
 
@@ -101,9 +105,9 @@ def render(request: Request, template: str, principal: Any, **context: Any) -> H
     user = None
     if principal is not None:
         user = {
-            "name": getattr(principal, "name", None),
-            "role": getattr(principal, "role", None),
-            "team_id": getattr(principal, "team_id", None),
+            "name": principal.name,
+            "role": principal.role,
+            "team_id": principal.team_id,
             "language": lang,
         }
     page = {
@@ -157,8 +161,8 @@ def login_page(request: Request) -> HTMLResponse:
 
 @router.get("/")
 def home(principal: CurrentPrincipal) -> RedirectResponse:
-    role = getattr(principal, "role", None)
-    target = "/admin/patients" if role == "admin" else START_PAGE.get(str(role), "/console")
+    role = principal.role
+    target = "/admin/patients" if role == "admin" else START_PAGE.get(role, "/console")
     return RedirectResponse(target, status_code=303)
 
 
@@ -178,7 +182,7 @@ def worklist_page(request: Request, principal: CurrentPrincipal) -> HTMLResponse
 
 
 @router.get("/patients/{patient_id}")
-def patient_page(patient_id: int, request: Request, principal: CurrentPrincipal) -> HTMLResponse:
+def patient_page(patient_id: Id, request: Request, principal: CurrentPrincipal) -> HTMLResponse:
     return render(request, "patient.html", principal, patient_id=patient_id)
 
 
@@ -188,7 +192,7 @@ def admin_home() -> RedirectResponse:
 
 
 @router.get("/admin/{section}")
-def admin_page(section: str, request: Request, principal: CurrentPrincipal) -> HTMLResponse:
+def admin_page(section: Name, request: Request, principal: CurrentPrincipal) -> HTMLResponse:
     if section not in ADMIN_SECTIONS:
         raise HTTPException(404, f"no admin page {section!r}")
     return render(request, "admin.html", principal, section=section)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from dashboards import schemas
 from dashboards.access import Admin, AnyRole
 from dashboards.deps import Db, Now, not_found, raise_
+from dashboards.fields import DispenserPath, Id, InstantOrDate, errors, hhmm, invalid
 from dosewatch.db import DbConn
 from dosewatch.db import absences as absence_sql
 from dosewatch.db import schedules as schedule_sql
@@ -23,19 +25,43 @@ PREVIEW = timedelta(days=7)
 EFFECTIVE_SLACK = timedelta(minutes=1)
 
 
+FROM_DOC = "an instant with a UTC offset, or a date: local midnight in the schedule's zone"
+From = Annotated[InstantOrDate | None, Query(alias="from", description=FROM_DOC)]
+To = Annotated[InstantOrDate | None, Query(description=FROM_DOC + " (exclusive)")]
+
+
+def _zones(conn: DbConn, dispenser_id: str, default: str) -> tuple[ZoneInfo, dict[int, ZoneInfo]]:
+    """The zone a date means (the current schedule's, else the default) and each version's."""
+    versions = schedule_sql.history(conn, dispenser_id)
+    by_version = {v["version"]: ZoneInfo(v["timezone"]) for v in versions}
+    current = schedule_sql.current_schedule(conn, dispenser_id)
+    return ZoneInfo(current["timezone"] if current else default), by_version
+
+
+def _instant(value: datetime | date, zone: ZoneInfo) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    # fold=0: a midnight that falls in a gap moves forward, like any other local time.
+    return datetime.combine(value, time(0), tzinfo=zone)
+
+
 def _range(
-    now: datetime, start: datetime | None, end: datetime | None
+    now: datetime, start: datetime | date | None, end: datetime | date | None, zone: ZoneInfo
 ) -> tuple[datetime, datetime]:
-    start, end = start or now - timedelta(days=1), end or now + timedelta(days=2)
-    for name, value in (("from", start), ("to", end)):
-        if value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-23T07:00:00Z")
-    if end <= start or end - start > MAX_RANGE:
-        raise HTTPException(422, "to must be after from, and at most 62 days later")
-    return start, end
+    lo = _instant(start, zone) if start is not None else now - timedelta(days=1)
+    hi = _instant(end, zone) if end is not None else now + timedelta(days=2)
+    if hi <= lo or hi - lo > MAX_RANGE:
+        invalid(("query", "to"), "to must be after from, and at most 62 days later")
+    return lo, hi
 
 
-def _planned_json(planned: list[Planned]) -> list[dict[str, Any]]:
+def _presented(due_at: datetime, zone: ZoneInfo | None) -> str | None:
+    """The wall-clock time the dispenser presents the dose at (its due instant, in the
+    schedule's zone): differs from the schedule's time only inside a spring-forward gap."""
+    return hhmm(due_at.astimezone(zone)) if zone is not None else None
+
+
+def _planned_json(planned: list[Planned], zones: dict[int, ZoneInfo]) -> list[dict[str, Any]]:
     return [
         {
             "due_at": p.slot.due_at,
@@ -44,7 +70,8 @@ def _planned_json(planned: list[Planned]) -> list[dict[str, Any]]:
             "label": p.slot.label,
             "time_critical": p.slot.time_critical,
             "local_date": p.slot.local_date,
-            "local_time": p.slot.local_time,
+            "local_time": _presented(p.slot.due_at, zones.get(p.version)),
+            "scheduled_time": hhmm(p.slot.local_time),
             "schedule_version": p.version,
             "absence_id": p.absence_id,
             "dst_change_day": p.slot.dst_change_day,
@@ -53,9 +80,11 @@ def _planned_json(planned: list[Planned]) -> list[dict[str, Any]]:
     ]
 
 
-@router.put("/dispensers/{dispenser_id}/schedule", response_model=schemas.SchedulePut)
+@router.put(
+    "/dispensers/{dispenser_id}/schedule", response_model=schemas.SchedulePut, responses=errors(404)
+)
 def put_schedule(
-    dispenser_id: str,
+    dispenser_id: DispenserPath,
     body: schemas.ScheduleIn,
     conn: Db,
     clk: Now,
@@ -71,8 +100,9 @@ def put_schedule(
     now = clk.now()
     effective = body.effective_from or now
     if effective < now - EFFECTIVE_SLACK:
-        raise HTTPException(
-            422, "effective_from is in the past; a change takes effect now or later"
+        invalid(
+            ("body", "effective_from"),
+            "effective_from is in the past; a change takes effect now or later",
         )
     row = change_schedule(
         conn,
@@ -89,54 +119,85 @@ def put_schedule(
     acc.log("create", "schedule", dispenser_id, version=row["version"])
     start = max(now, row["effective_from"])
     preview = schedule_sql.preview(conn, dispenser_id, start, start + PREVIEW)
-    return {**row, "preview": _planned_json(preview)}
+    _, zones = _zones(conn, dispenser_id, request.app.state.default_timezone)
+    return {**row, "preview": _planned_json(preview, zones)}
 
 
-@router.get("/dispensers/{dispenser_id}/schedule", response_model=schemas.Schedule)
-def get_schedule(dispenser_id: str, conn: Db, acc: AnyRole) -> dict[str, Any]:
+@router.get(
+    "/dispensers/{dispenser_id}/schedule", response_model=schemas.Schedule, responses=errors(404)
+)
+def get_schedule(dispenser_id: DispenserPath, conn: Db, acc: AnyRole) -> dict[str, Any]:
     acc.check("dispenser", dispenser_id)
     row = schedule_sql.current_schedule(conn, dispenser_id)
     return row or raise_(not_found(f"a schedule for dispenser {dispenser_id!r}"))
 
 
-@router.get("/dispensers/{dispenser_id}/schedule/history", response_model=list[schemas.Schedule])
-def schedule_history(dispenser_id: str, conn: Db, acc: AnyRole) -> list[dict[str, Any]]:
+@router.get(
+    "/dispensers/{dispenser_id}/schedule/history",
+    response_model=list[schemas.Schedule],
+    responses=errors(404),
+)
+def schedule_history(dispenser_id: DispenserPath, conn: Db, acc: AnyRole) -> list[dict[str, Any]]:
     acc.check("dispenser", dispenser_id)
     return schedule_sql.history(conn, dispenser_id)
 
 
-@router.get("/dispensers/{dispenser_id}/schedule/preview", response_model=list[schemas.PlannedSlot])
+@router.get(
+    "/dispensers/{dispenser_id}/schedule/preview",
+    response_model=list[schemas.PlannedSlot],
+    responses=errors(404),
+)
 def schedule_preview(
-    dispenser_id: str,
+    dispenser_id: DispenserPath,
     conn: Db,
     clk: Now,
+    request: Request,
     acc: AnyRole,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: From = None,
+    to: To = None,
 ) -> list[dict[str, Any]]:
-    """Slots the schedule versions and absences plan for any period (≤ 62 days); stores nothing."""
+    """Slots the schedule versions and absences plan for any period (≤ 62 days); stores nothing.
+    ``from=2027-03-27`` means local midnight of that day in the schedule's zone."""
     acc.check("dispenser", dispenser_id)
-    start, end = _range(clk.now(), from_, to)
-    return _planned_json(schedule_sql.preview(conn, dispenser_id, start, end))
+    zone, zones = _zones(conn, dispenser_id, request.app.state.default_timezone)
+    start, end = _range(clk.now(), from_, to, zone)
+    return _planned_json(schedule_sql.preview(conn, dispenser_id, start, end), zones)
 
 
-@router.get("/dispensers/{dispenser_id}/slots", response_model=list[schemas.Slot])
+@router.get(
+    "/dispensers/{dispenser_id}/slots", response_model=list[schemas.Slot], responses=errors(404)
+)
 def get_slots(
-    dispenser_id: str,
+    dispenser_id: DispenserPath,
     conn: Db,
     clk: Now,
+    request: Request,
     acc: AnyRole,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: From = None,
+    to: To = None,
 ) -> list[dict[str, Any]]:
+    """The planned slots and their states; dates mean local midnight, as for the preview."""
     acc.check("dispenser", dispenser_id)
-    start, end = _range(clk.now(), from_, to)
-    return schedule_sql.list_slots(conn, dispenser_id, start, end)
+    zone, zones = _zones(conn, dispenser_id, request.app.state.default_timezone)
+    start, end = _range(clk.now(), from_, to, zone)
+    return [
+        {
+            **row,
+            "local_time": _presented(row["due_at"], zones.get(row["schedule_version"])),
+            "scheduled_time": hhmm(row["local_time"]) if row["local_time"] else None,
+        }
+        for row in schedule_sql.list_slots(conn, dispenser_id, start, end)
+    ]
 
 
-@router.post("/dispensers/{dispenser_id}/absences", status_code=201, response_model=schemas.Absence)
+@router.post(
+    "/dispensers/{dispenser_id}/absences",
+    status_code=201,
+    response_model=schemas.Absence,
+    responses=errors(404),
+)
 def create_absence(
-    dispenser_id: str,
+    dispenser_id: DispenserPath,
     body: schemas.AbsenceIn,
     conn: Db,
     clk: Now,
@@ -147,7 +208,7 @@ def create_absence(
     acc.check("dispenser", dispenser_id)
     now = clk.now()
     if body.ends_at <= now:
-        raise HTTPException(422, "the absence is already over (ends_at is in the past)")
+        invalid(("body", "ends_at"), "the absence is already over (ends_at is in the past)")
     row = absence_sql.create(
         conn,
         dispenser_id,
@@ -162,9 +223,11 @@ def create_absence(
     return row
 
 
-@router.post("/absences/{absence_id}/end", response_model=schemas.Absence)
+@router.post(
+    "/absences/{absence_id}/end", response_model=schemas.Absence, responses=errors(404, 409)
+)
 def end_absence(
-    absence_id: int,
+    absence_id: Id,
     conn: Db,
     clk: Now,
     request: Request,
@@ -186,8 +249,12 @@ def end_absence(
     return row
 
 
-@router.get("/dispensers/{dispenser_id}/absences", response_model=list[schemas.Absence])
-def list_absences(dispenser_id: str, conn: Db, acc: AnyRole) -> list[dict[str, Any]]:
+@router.get(
+    "/dispensers/{dispenser_id}/absences",
+    response_model=list[schemas.Absence],
+    responses=errors(404),
+)
+def list_absences(dispenser_id: DispenserPath, conn: Db, acc: AnyRole) -> list[dict[str, Any]]:
     acc.check("dispenser", dispenser_id)
     return absence_sql.list_for(conn, dispenser_id)
 

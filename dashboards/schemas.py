@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,10 +15,9 @@ from pydantic import (
     model_validator,
 )
 
+from dashboards.fields import HHMM, By, Day, Id, Instant, Label, Name, Note, Text
 from dosewatch.domain.alarms import Outcome
 from dosewatch.domain.protocol import ConfigDose, DispenserId
-
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class _In(BaseModel):
@@ -27,10 +25,10 @@ class _In(BaseModel):
 
 
 class PatientIn(_In):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Name
     phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,20}$")]
     address: Text | None = None
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    note: Note | None = None
 
 
 class Patient(BaseModel):
@@ -45,7 +43,7 @@ class Patient(BaseModel):
 
 class DispenserIn(_In):
     id: DispenserId
-    patient_id: int
+    patient_id: Id
 
 
 class Dispenser(BaseModel):
@@ -80,9 +78,7 @@ class ScheduleDose(ConfigDose):
     weekdays: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(min_length=1)] | None = (
         Field(default=None, description="ISO weekdays, 1 = Monday … 7 = Sunday; omit for daily")
     )
-    label: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)] | None
-    ) = None
+    label: Label | None = None
     time_critical: bool = Field(default=False, description="raises the alarm priority to high")
 
     def days(self) -> set[int]:
@@ -93,14 +89,14 @@ class ScheduleIn(_In):
     """The protocol's ``config`` message without its envelope (v, dispenser_id, version), plus
     optional weekdays, labels, time-critical flags, an end date and the moment it takes effect."""
 
-    timezone: str | None = Field(default=None, description="IANA zone; default DOSEWATCH_TIMEZONE")
+    timezone: Name | None = Field(default=None, description="IANA zone; default DOSEWATCH_TIMEZONE")
     doses: Annotated[list[ScheduleDose], Field(min_length=1, max_length=12)]
-    valid_from: date
-    valid_until: date | None = None
-    effective_from: AwareDatetime | None = Field(
+    valid_from: Day
+    valid_until: Day | None = None
+    effective_from: Instant | None = Field(
         default=None, description="when this version replaces the previous one; default now"
     )
-    changed_by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
+    changed_by: By = "api"
 
     @field_validator("timezone")
     @classmethod
@@ -154,6 +150,13 @@ class Schedule(BaseModel):
     created_by: str
 
 
+LOCAL_TIME = (
+    "HH:MM, the wall-clock time in the schedule's zone at which the dispenser really presents"
+    " the dose (due_at there): a 02:30 dose on the spring-forward night is presented at 03:30"
+)
+SCHEDULED_TIME = "HH:MM, the dose time as the schedule writes it"
+
+
 class Slot(BaseModel):
     id: int
     due_at: datetime
@@ -162,7 +165,8 @@ class Slot(BaseModel):
     schedule_version: int
     label: str | None
     time_critical: bool
-    local_time: time | None = Field(description="wall-clock time as the patient sees it")
+    local_time: HHMM | None = Field(description=LOCAL_TIME)
+    scheduled_time: HHMM | None = Field(description=SCHEDULED_TIME)
     absence_id: int | None
 
 
@@ -172,8 +176,9 @@ class PlannedSlot(BaseModel):
     state: str = Field(description="pending, or suspended inside an absence")
     label: str | None
     time_critical: bool
-    local_date: date
-    local_time: time
+    local_date: date = Field(description="the local day the dose belongs to")
+    local_time: HHMM = Field(description=LOCAL_TIME)
+    scheduled_time: HHMM = Field(description=SCHEDULED_TIME)
     schedule_version: int
     absence_id: int | None
     dst_change_day: bool = Field(description="the local day has 23 or 25 hours")
@@ -184,10 +189,10 @@ class SchedulePut(Schedule):
 
 
 class AbsenceIn(_In):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-    by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
+    starts_at: Instant
+    ends_at: Instant
+    reason: Text
+    by: By = "api"
 
     @model_validator(mode="after")
     def _order(self) -> AbsenceIn:
@@ -197,7 +202,7 @@ class AbsenceIn(_In):
 
 
 class AbsenceEnd(_In):
-    by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
+    by: By = "api"
 
 
 class Absence(BaseModel):
@@ -287,15 +292,17 @@ class AlarmDetail(Alarm):
 
 
 class AcknowledgeIn(_In):
-    by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
-    nurse_id: int | None = Field(default=None, description="the nurse who has it (for reminders)")
+    by: By = "api"
+    nurse_id: Id | None = Field(
+        default=None, description="the nurse who has it (for reminders); must exist"
+    )
 
 
 class ResolveIn(_In):
     outcome: Outcome
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
-    nurse_id: int | None = None
+    note: Note | None = None
+    by: By = "api"
+    nurse_id: Id | None = Field(default=None, description="the nurse who resolved it; must exist")
 
 
 class QuarantineItem(BaseModel):

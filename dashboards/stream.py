@@ -23,7 +23,7 @@ import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
-from dashboards.web_principal import CurrentPrincipal, team_scope
+from dashboards.access import CurrentPrincipal, team_scope
 
 log = logging.getLogger(__name__)
 CHANNEL = "dosewatch_alarms"

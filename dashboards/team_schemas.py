@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from dashboards.fields import Id, in_calendar
+from dashboards.fields import Name as Name
 from dosewatch.domain.escalation import Channel, Policy, Step, Target
 from dosewatch.domain.roster import Role
 
@@ -43,7 +45,6 @@ def _e164(value: object) -> object:
 
 
 Phone = Annotated[str, BeforeValidator(_e164)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 Language = Literal["sv", "en"]
 
 
@@ -63,7 +64,7 @@ class Team(BaseModel):
 
 
 class NurseIn(_In):
-    team_id: int
+    team_id: Id
     name: Name
     phone: Phone
     language: Language = "sv"
@@ -102,11 +103,11 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Instant = Annotated[datetime, AfterValidator(_aware)]
+Instant = Annotated[datetime, AfterValidator(_aware), AfterValidator(in_calendar)]
 
 
 class ShiftIn(_In):
-    nurse_id: int
+    nurse_id: Id
     starts_at: Instant
     ends_at: Instant
     role: Role
@@ -199,7 +200,7 @@ class CurrentPolicy(BaseModel):
 
 
 class PatientTeamIn(_In):
-    team_id: int | None = Field(description="null: no team (alarms stay on the console)")
+    team_id: Id | None = Field(description="null: no team (alarms stay on the console)")
 
 
 class PatientContactIn(_In):

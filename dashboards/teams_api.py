@@ -27,6 +27,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response
 from dashboards import team_schemas as ts
 from dashboards.access import Access, Admin, AnyRole, Care
 from dashboards.deps import Db, Now, not_found, raise_
+from dashboards.fields import By, Id, Instant, errors, invalid
 from dosewatch.db import DbConn
 from dosewatch.db import teams as team_sql
 from dosewatch.domain import roster
@@ -39,16 +40,10 @@ MAX_RANGE = timedelta(days=62)
 DEFAULT_SPAN = timedelta(days=7)
 
 Actor = Annotated[
-    str,
-    Header(
-        alias="X-Actor",
-        min_length=1,
-        max_length=100,
-        description="for API tokens: the person the change is made for",
-    ),
+    By, Header(alias="X-Actor", description="for API tokens: the person the change is made for")
 ]
-From = Annotated[datetime | None, Query(alias="from", description="default: now")]
-To = Annotated[datetime | None, Query(description="default: from + 7 days; at most 62 days")]
+From = Annotated[Instant | None, Query(alias="from", description="default: now")]
+To = Annotated[Instant | None, Query(description="default: from + 7 days; at most 62 days")]
 
 
 def _team(conn: DbConn, team_id: int, acc: Access) -> dict[str, Any]:
@@ -61,11 +56,8 @@ def _range(
 ) -> tuple[datetime, datetime]:
     start = start or now
     end = end or start + DEFAULT_SPAN
-    for name, value in (("from", start), ("to", end)):
-        if value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-23T07:00:00Z")
     if end <= start or end - start > MAX_RANGE:
-        raise HTTPException(422, "to must be after from, and at most 62 days later")
+        invalid(("query", "to"), "to must be after from, and at most 62 days later")
     # Answers speak UTC, like every instant the database returns.
     return start.astimezone(UTC), end.astimezone(UTC)
 
@@ -73,7 +65,7 @@ def _range(
 # --- teams -----------------------------------------------------------------------------------
 
 
-@router.post("/teams", status_code=201, response_model=ts.Team)
+@router.post("/teams", status_code=201, response_model=ts.Team, responses=errors(409))
 def create_team(
     body: ts.TeamIn, conn: Db, clk: Now, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
@@ -94,8 +86,8 @@ def list_teams(conn: Db, acc: AnyRole) -> list[dict[str, Any]]:
     return [t for t in teams if acc.team_scope in (None, t["id"])]
 
 
-@router.get("/teams/{team_id}", response_model=ts.Team)
-def get_team(team_id: int, conn: Db, acc: AnyRole) -> dict[str, Any]:
+@router.get("/teams/{team_id}", response_model=ts.Team, responses=errors(404))
+def get_team(team_id: Id, conn: Db, acc: AnyRole) -> dict[str, Any]:
     return _team(conn, team_id, acc)
 
 
@@ -107,29 +99,29 @@ def create_nurse(
     body: ts.NurseIn, conn: Db, clk: Now, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
     if team_sql.get_team(conn, body.team_id) is None:
-        raise HTTPException(422, f"team_id: team {body.team_id} does not exist")
+        invalid(("body", "team_id"), f"team {body.team_id} does not exist")
     row = team_sql.create_nurse(conn, **body.model_dump(), now=clk.now())
     acc.log("create", "nurse", row["id"], team_id=body.team_id)
     log.info("nurse %s added to team %s by %s", row["id"], body.team_id, acc.claimed(actor))
     return row
 
 
-@router.get("/nurses", response_model=list[ts.Nurse])
-def list_nurses(conn: Db, acc: Care, team_id: int | None = None) -> list[dict[str, Any]]:
+@router.get("/nurses", response_model=list[ts.Nurse], responses=errors(404))
+def list_nurses(conn: Db, acc: Care, team_id: Id | None = None) -> list[dict[str, Any]]:
     if team_id is not None:
         _team(conn, team_id, acc)
     return team_sql.list_nurses(conn, team_id if team_id is not None else acc.team_scope)
 
 
-@router.get("/nurses/{nurse_id}", response_model=ts.Nurse)
-def get_nurse(nurse_id: int, conn: Db, acc: Care) -> dict[str, Any]:
+@router.get("/nurses/{nurse_id}", response_model=ts.Nurse, responses=errors(404))
+def get_nurse(nurse_id: Id, conn: Db, acc: Care) -> dict[str, Any]:
     acc.check("nurse", nurse_id)
     return team_sql.get_nurse(conn, nurse_id) or raise_(not_found(f"nurse {nurse_id}"))
 
 
-@router.patch("/nurses/{nurse_id}", response_model=ts.Nurse)
+@router.patch("/nurses/{nurse_id}", response_model=ts.Nurse, responses=errors(404))
 def update_nurse(
-    nurse_id: int, body: ts.NursePatch, conn: Db, acc: Admin, actor: Actor = "api"
+    nurse_id: Id, body: ts.NursePatch, conn: Db, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
     """Deactivating a nurse keeps their shifts; the roster-gaps check then flags them."""
     row = team_sql.update_nurse(conn, nurse_id, **body.model_dump())
@@ -144,9 +136,11 @@ def update_nurse(
 # --- shifts and gaps -------------------------------------------------------------------------
 
 
-@router.post("/teams/{team_id}/shifts", status_code=201, response_model=ts.Shift)
+@router.post(
+    "/teams/{team_id}/shifts", status_code=201, response_model=ts.Shift, responses=errors(404, 409)
+)
 def create_shift(
-    team_id: int, body: ts.ShiftIn, conn: Db, acc: Admin, actor: Actor = "api"
+    team_id: Id, body: ts.ShiftIn, conn: Db, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
     _team(conn, team_id, acc)
     try:
@@ -154,15 +148,17 @@ def create_shift(
             conn, team_id, body.nurse_id, body.starts_at, body.ends_at, body.role.value
         )
     except rosters.ShiftRefused as refused:
-        raise HTTPException(409 if refused.clash else 422, str(refused)) from None
+        if refused.clash:
+            raise HTTPException(409, str(refused)) from None
+        invalid(("body", "nurse_id"), str(refused))
     acc.log("create", "shift", row["id"], team_id=team_id, nurse_id=body.nurse_id)
     log.info("shift %s added to team %s by %s", row["id"], team_id, acc.claimed(actor))
     return row
 
 
-@router.get("/teams/{team_id}/shifts", response_model=list[ts.Shift])
+@router.get("/teams/{team_id}/shifts", response_model=list[ts.Shift], responses=errors(404))
 def list_shifts(
-    team_id: int, conn: Db, clk: Now, acc: Care, from_: From = None, to: To = None
+    team_id: Id, conn: Db, clk: Now, acc: Care, from_: From = None, to: To = None
 ) -> list[dict[str, Any]]:
     """Shifts overlapping the period, including one already running at ``from``."""
     _team(conn, team_id, acc)
@@ -170,8 +166,8 @@ def list_shifts(
     return team_sql.list_shifts(conn, team_id, start, end)
 
 
-@router.delete("/shifts/{shift_id}", status_code=204)
-def delete_shift(shift_id: int, conn: Db, acc: Admin, actor: Actor = "api") -> Response:
+@router.delete("/shifts/{shift_id}", status_code=204, responses=errors(404))
+def delete_shift(shift_id: Id, conn: Db, acc: Admin, actor: Actor = "api") -> Response:
     row = team_sql.delete_shift(conn, shift_id)
     if row is None:
         raise not_found(f"shift {shift_id}")
@@ -180,9 +176,9 @@ def delete_shift(shift_id: int, conn: Db, acc: Admin, actor: Actor = "api") -> R
     return Response(status_code=204)
 
 
-@router.get("/teams/{team_id}/roster-gaps", response_model=ts.RosterGaps)
+@router.get("/teams/{team_id}/roster-gaps", response_model=ts.RosterGaps, responses=errors(404))
 def roster_gaps(
-    team_id: int, conn: Db, clk: Now, acc: Care, from_: From = None, to: To = None
+    team_id: Id, conn: Db, clk: Now, acc: Care, from_: From = None, to: To = None
 ) -> dict[str, Any]:
     """Stretches of the period with no reachable (active, with a phone) primary or backup nurse
     on duty: an alarm then would reach no one. Flagged ahead of time, so the roster is fixed."""
@@ -216,9 +212,11 @@ def _version(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "policy": Policy.from_json(row["policy"]).to_json()}
 
 
-@router.put("/teams/{team_id}/escalation-policy", response_model=ts.CurrentPolicy)
+@router.put(
+    "/teams/{team_id}/escalation-policy", response_model=ts.CurrentPolicy, responses=errors(404)
+)
 def put_policy(
-    team_id: int, body: ts.PolicyBody, conn: Db, clk: Now, acc: Admin, actor: Actor = "api"
+    team_id: Id, body: ts.PolicyBody, conn: Db, clk: Now, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
     """Store a new version. Alarms already open keep the policy they copied when they opened.
 
@@ -229,7 +227,7 @@ def put_policy(
     policy = body.to_policy()
     problems = validate(policy)
     if problems:
-        raise HTTPException(422, "; ".join(problems))
+        invalid(("body",), "; ".join(problems))
     current = team_sql.current_policy(conn, team_id)
     if current is None or Policy.from_json(current["policy"]) != policy:
         by = acc.claimed(actor)
@@ -241,8 +239,10 @@ def put_policy(
     return {**_version(current), "is_default": False}
 
 
-@router.get("/teams/{team_id}/escalation-policy", response_model=ts.CurrentPolicy)
-def get_policy(team_id: int, conn: Db, acc: Care) -> dict[str, Any]:
+@router.get(
+    "/teams/{team_id}/escalation-policy", response_model=ts.CurrentPolicy, responses=errors(404)
+)
+def get_policy(team_id: Id, conn: Db, acc: Care) -> dict[str, Any]:
     _team(conn, team_id, acc)
     current = team_sql.current_policy(conn, team_id)
     if current is not None:
@@ -257,8 +257,12 @@ def get_policy(team_id: int, conn: Db, acc: Care) -> dict[str, Any]:
     }
 
 
-@router.get("/teams/{team_id}/escalation-policy/history", response_model=list[ts.PolicyVersion])
-def policy_history(team_id: int, conn: Db, acc: Care) -> list[dict[str, Any]]:
+@router.get(
+    "/teams/{team_id}/escalation-policy/history",
+    response_model=list[ts.PolicyVersion],
+    responses=errors(404),
+)
+def policy_history(team_id: Id, conn: Db, acc: Care) -> list[dict[str, Any]]:
     """Every version, oldest first, with who stored it and when."""
     _team(conn, team_id, acc)
     return [_version(r) for r in team_sql.policy_history(conn, team_id)]

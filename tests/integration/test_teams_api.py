@@ -20,6 +20,7 @@ from dosewatch.domain.escalation import DEFAULT_POLICY, Policy
 from dosewatch.domain.opening import Subject
 from dosewatch.usecases.opening import open_alarms
 from tests.auth_helpers import as_admin
+from tests.errors import problems
 from tests.integration.test_api import make_dispenser
 
 V1 = "/api/v1"
@@ -59,9 +60,7 @@ def shift(api: TestClient, team_id: int, nurse_id: int, start: str, end: str, ro
 
 
 def unprocessable(r: Any, *words: str) -> None:
-    assert r.status_code == 422, r.text
-    detail = r.json()["detail"]
-    assert isinstance(detail, str), "a 422 reads as one sentence, not a structure"
+    detail = problems(r)
     for w in words:
         assert w in detail, (w, detail)
 

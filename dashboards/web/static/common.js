@@ -38,7 +38,9 @@ const DW = (() => {
     }
     if (!res.ok) {
       let detail = res.statusText;
-      try { const j = await res.json(); detail = typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail); } catch (_) { /* not JSON */ }
+      // 422: FastAPI's list of {loc, msg}; every other error: one sentence.
+      const line = (e) => `${(e.loc || []).filter((p) => p !== "body").join(".")}: ${e.msg}`;
+      try { const j = await res.json(); detail = typeof j.detail === "string" ? j.detail : Array.isArray(j.detail) ? j.detail.map(line).join("; ") : JSON.stringify(j.detail); } catch (_) { /* not JSON */ }
       throw new ApiError(res.status, detail);
     }
     return res.status === 204 ? null : res.json();
