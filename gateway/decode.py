@@ -7,10 +7,10 @@ Nothing here raises on input: whatever a broken or hostile device sends becomes 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
+from dosewatch.domain.ingest import Decoded, Online, Rejection
 from dosewatch.domain.protocol import (
     DISPENSER_ID_RE,
     MAX_PAYLOAD_BYTES,
@@ -19,20 +19,10 @@ from dosewatch.domain.protocol import (
     topic_dispenser_id,
 )
 
+# The decoded forms are the ingest plan's input, so they live in the domain; re-exported here
+# because decoding is where they are made.
+__all__ = ["Decoded", "Online", "Rejection", "decode"]
 
-@dataclass(frozen=True)
-class Rejection:
-    reason: str
-    dispenser_id: str | None  # from the topic, so quarantine can be listed per dispenser
-
-
-@dataclass(frozen=True)
-class Online:
-    dispenser_id: str
-    online: bool
-
-
-Decoded = Event | Status | Online | Rejection
 
 _MODELS: dict[str, type[BaseModel]] = {"events": Event, "status": Status}
 
