@@ -39,15 +39,7 @@ def read_snapshot(conn: DbConn, messages: Sequence[tuple[Inbound, Decoded]]) -> 
 
 
 def execute(conn: DbConn, plan: Plan) -> None:
-    for q in plan.quarantine:
-        quarantine_sql.quarantine(
-            conn,
-            topic=q.message.topic,
-            payload=q.message.payload,
-            reason=q.rejection.reason,
-            received_at=q.message.received_at,
-            dispenser_id=q.rejection.dispenser_id,
-        )
+    quarantine_sql.copy_quarantine(conn, plan.quarantine)
     event_sql.copy_statuses(conn, plan.statuses)
     status_sql.upsert_latest_statuses(conn, plan.latest)
     for o in plan.online:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from dosewatch.db import DbConn
+from dosewatch.domain.ingest import QuarantineRow
 
 
 def quarantine(
@@ -24,6 +26,23 @@ def quarantine(
     ).fetchone()
     assert row is not None
     return int(row["id"])
+
+
+def copy_quarantine(conn: DbConn, rows: Sequence[QuarantineRow]) -> None:
+    """Many messages at once, with COPY (a garbage flood is quarantined at full speed)."""
+    if not rows:
+        return
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY quarantine (received_at, topic, payload, reason, dispenser_id) FROM STDIN"
+        ) as copy,
+    ):
+        for r in rows:
+            m = r.message
+            copy.write_row(
+                (m.received_at, m.topic, m.payload, r.rejection.reason, r.rejection.dispenser_id)
+            )
 
 
 def list_quarantine(
