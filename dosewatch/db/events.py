@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 from dosewatch.db import DbConn
 from dosewatch.db.presence import json_rows
 from dosewatch.domain.ingest import EventRow, SlotSnapshot, SlotWrite, StatusRow
-from dosewatch.domain.protocol import Event, Status, to_jsonable
+from dosewatch.domain.protocol import Event, Status
 from dosewatch.domain.slots import SlotState
 
 
@@ -112,7 +112,7 @@ def copy_statuses(conn: DbConn, rows: Sequence[StatusRow]) -> None:
         ) as copy,
     ):
         for r in rows:
-            copy.write_row((*status_row(r.status, r.received_at), Jsonb(to_jsonable(r.status))))
+            copy.write_row((*status_row(r.status, r.received_at), payload(r.status)))
 
 
 def event_row(
@@ -130,8 +130,18 @@ def event_row(
         event.doses_left,
         slot_id,
         match,
-        Jsonb(to_jsonable(event)),
+        payload(event),
     )
+
+
+def payload(message: Event | Status) -> Jsonb:
+    """The validated message as a ``jsonb`` parameter (serialised by pydantic-core: twice as
+    fast as json.dumps of a dumped model, and the same document)."""
+    return Jsonb(message.model_dump_json(), dumps=_as_is)
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def status_row(status: Status, received_at: datetime) -> tuple[Any, ...]:
