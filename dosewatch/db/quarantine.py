@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dosewatch.db import DbConn
+from dosewatch.db.events import copy_rows
 from dosewatch.domain.ingest import QuarantineRow
 
 
@@ -29,20 +30,22 @@ def quarantine(
 
 
 def copy_quarantine(conn: DbConn, rows: Sequence[QuarantineRow]) -> None:
-    """Many messages at once, with COPY (a garbage flood is quarantined at full speed)."""
-    if not rows:
-        return
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY quarantine (received_at, topic, payload, reason, dispenser_id) FROM STDIN"
-        ) as copy,
-    ):
-        for r in rows:
-            m = r.message
-            copy.write_row(
-                (m.received_at, m.topic, m.payload, r.rejection.reason, r.rejection.dispenser_id)
-            )
+    """Many messages at once (a garbage flood is quarantined at full speed)."""
+    if rows:
+        copy_rows(
+            conn,
+            "COPY quarantine (received_at, topic, payload, reason, dispenser_id) FROM STDIN",
+            (
+                (
+                    r.message.received_at,
+                    r.message.topic,
+                    r.message.payload,
+                    r.rejection.reason,
+                    r.rejection.dispenser_id,
+                )
+                for r in rows
+            ),
+        )
 
 
 def list_quarantine(
