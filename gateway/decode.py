@@ -7,10 +7,10 @@ Nothing here raises on input: whatever a broken or hostile device sends becomes 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
+from dosewatch.domain.ingest import Decoded, Online, Rejection
 from dosewatch.domain.protocol import (
     DISPENSER_ID_RE,
     MAX_PAYLOAD_BYTES,
@@ -19,20 +19,10 @@ from dosewatch.domain.protocol import (
     topic_dispenser_id,
 )
 
+# The decoded forms are the ingest plan's input, so they live in the domain; re-exported here
+# because decoding is where they are made.
+__all__ = ["Decoded", "Online", "Rejection", "decode"]
 
-@dataclass(frozen=True)
-class Rejection:
-    reason: str
-    dispenser_id: str | None  # from the topic, so quarantine can be listed per dispenser
-
-
-@dataclass(frozen=True)
-class Online:
-    dispenser_id: str
-    online: bool
-
-
-Decoded = Event | Status | Online | Rejection
 
 _MODELS: dict[str, type[BaseModel]] = {"events": Event, "status": Status}
 
@@ -60,17 +50,15 @@ def decode(topic: str, payload: bytes) -> Decoded:
     if model is None:
         return Rejection(f"unknown topic kind {kind!r}", topic_id)
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        return Rejection(f"payload is not JSON: {exc}", topic_id)
-    except RecursionError:  # valid JSON nested deeper than any real message
-        return Rejection("payload is nested too deeply", topic_id)
-    if not isinstance(data, dict):
-        return Rejection(f"payload must be a JSON object, got {type(data).__name__}", topic_id)
-    try:
-        message = model.model_validate(data)
-    except ValidationError as exc:
-        return Rejection(f"invalid {kind} message: {_summarise(exc)}", topic_id)
+        # The common case in one pass, parsed and validated inside pydantic-core (a quarter of
+        # the time of json.loads + validation); whatever it refuses takes the step-by-step way,
+        # which says precisely what is wrong.
+        message = model.model_validate_json(text)
+    except ValidationError:
+        checked = _step_by_step(model, kind, text, topic_id)
+        if isinstance(checked, Rejection):
+            return checked
+        message = checked
     assert isinstance(message, Event | Status)
     if message.dispenser_id != topic_id:
         return Rejection(
@@ -79,6 +67,23 @@ def decode(topic: str, payload: bytes) -> Decoded:
             topic_id,
         )
     return message
+
+
+def _step_by_step(
+    model: type[BaseModel], kind: str, text: str, topic_id: str
+) -> BaseModel | Rejection:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return Rejection(f"payload is not JSON: {exc}", topic_id)
+    except RecursionError:  # valid JSON nested deeper than any real message
+        return Rejection("payload is nested too deeply", topic_id)
+    if not isinstance(data, dict):
+        return Rejection(f"payload must be a JSON object, got {type(data).__name__}", topic_id)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        return Rejection(f"invalid {kind} message: {_summarise(exc)}", topic_id)
 
 
 def _summarise(exc: ValidationError) -> str:

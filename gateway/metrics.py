@@ -87,8 +87,29 @@ SESSION_TAKEOVERS = Counter(
     ["client_id"],
     registry=REGISTRY,
 )
+FALLBACKS = Counter(
+    "dosewatch_gateway_fallbacks",
+    "batches the database refused as a whole, then stored one message at a time (attempts)",
+    registry=REGISTRY,
+)
+BUGS = Counter(
+    "dosewatch_gateway_bugs",
+    "exceptions that are neither bad input nor a database error: a defect in the gateway;"
+    " the batch is quarantined with its raw bytes and the gateway reports itself unhealthy",
+    ["where"],
+    registry=REGISTRY,
+)
+HEALTHY = Gauge(
+    "dosewatch_gateway_healthy",
+    "1 while the gateway has met no bug since it started; 0 after one (page on it)",
+    registry=REGISTRY,
+)
+HEALTHY.set(1)
 
 _REASONS = (
+    # Reasons the gateway writes itself come first: their free text may name anything.
+    ("gateway_bug", re.compile(r"^gateway bug")),
+    ("storage_error", re.compile(r"^storage error")),
     ("unknown_dispenser", re.compile(r"^unknown dispenser")),
     ("spoofed_topic", re.compile(r"differs from payload dispenser_id")),
     ("oversize", re.compile(r"bytes; the limit is")),
@@ -96,7 +117,6 @@ _REASONS = (
     ("not_json", re.compile(r"not JSON|nested too deeply|must be a JSON object")),
     ("invalid", re.compile(r"^invalid |online payload must be")),
     ("bad_topic", re.compile(r"topic")),
-    ("storage_error", re.compile(r"^storage error")),
 )
 
 

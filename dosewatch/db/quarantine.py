@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from dosewatch.db import DbConn
+from dosewatch.db.events import copy_rows
+from dosewatch.domain.ingest import QuarantineRow
 
 
 def quarantine(
@@ -24,6 +27,25 @@ def quarantine(
     ).fetchone()
     assert row is not None
     return int(row["id"])
+
+
+def copy_quarantine(conn: DbConn, rows: Sequence[QuarantineRow]) -> None:
+    """Many messages at once (a garbage flood is quarantined at full speed)."""
+    if rows:
+        copy_rows(
+            conn,
+            "COPY quarantine (received_at, topic, payload, reason, dispenser_id) FROM STDIN",
+            (
+                (
+                    r.message.received_at,
+                    r.message.topic,
+                    r.message.payload,
+                    r.rejection.reason,
+                    r.rejection.dispenser_id,
+                )
+                for r in rows
+            ),
+        )
 
 
 def list_quarantine(

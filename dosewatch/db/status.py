@@ -2,7 +2,8 @@
 
 - the latest status snapshot (``dispenser_latest_status``), next to the history in
   ``dispenser_status``;
-- sequence gaps (``dispenser_seq``, ``dispenser_seq_gaps``; the rule is in :mod:`gateway.seqgaps`);
+- sequence gaps (``dispenser_seq``, ``dispenser_seq_gaps``; the rule is in
+  :mod:`dosewatch.domain.seqgaps`);
 - doses left and refills (``dispenser_supply``, ``dispenser_refills``) for the refill worklist;
 - the config down-link: published vs applied schedule version (``dispenser_config_state``).
 
@@ -12,13 +13,15 @@ several gateways writing at once never deadlock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from dosewatch.db import DbConn
 from dosewatch.db import events as event_sql
 from dosewatch.db.presence import json_rows
-from dosewatch.domain.protocol import Event, Status
+from dosewatch.domain.ingest import StatusRow
+from dosewatch.domain.protocol import Event
 from dosewatch.domain.seqgaps import Gap, SeqState, apply_seqs
 
 Row = dict[str, Any]
@@ -26,19 +29,24 @@ Row = dict[str, Any]
 # --- latest status --------------------------------------------------------------------------------
 
 
-def upsert_latest_status(conn: DbConn, status: Status, received_at: datetime) -> None:
-    """Keep ``status`` as the dispenser's latest unless a newer one (by device ``at``) is stored."""
+def upsert_latest_statuses(conn: DbConn, rows: Sequence[StatusRow]) -> None:
+    """Keep each status as its dispenser's latest unless a newer one (by device ``at``) is
+    stored. At most one row per dispenser (the plan keeps the newest), in dispenser order."""
+    if not rows:
+        return
+    cols = [event_sql.status_row(r.status, r.received_at) for r in rows]
     conn.execute(
         "INSERT INTO dispenser_latest_status AS l (dispenser_id, at, received_at, battery_pct,"
         " on_mains, doses_left, temperature_c, firmware, rssi_dbm, schedule_version)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[],"
+        "   %s::boolean[], %s::int[], %s::float8[], %s::text[], %s::int[], %s::int[])"
         " ON CONFLICT (dispenser_id) DO UPDATE SET at = excluded.at,"
         " received_at = excluded.received_at, battery_pct = excluded.battery_pct,"
         " on_mains = excluded.on_mains, doses_left = excluded.doses_left,"
         " temperature_c = excluded.temperature_c, firmware = excluded.firmware,"
         " rssi_dbm = excluded.rssi_dbm, schedule_version = excluded.schedule_version"
         " WHERE l.at < excluded.at",
-        event_sql.status_row(status, received_at),
+        tuple(list(column) for column in zip(*cols, strict=True)),
     )
 
 
