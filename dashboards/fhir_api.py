@@ -47,43 +47,40 @@ def _resource(description: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, **_FHIR_DOC}}
 
 
-@router.get("/metadata", response_class=_Fhir, responses=_resource("CapabilityStatement"))
-def metadata(now: Now) -> dict[str, Any]:
+@router.get("/metadata", responses=_resource("CapabilityStatement"))
+def metadata(now: Now) -> JSONResponse:
     """What this server serves (read-only): kept in one place with the routes below."""
-    return capability_statement(now.now())
+    return _Fhir(capability_statement(now.now()))
 
 
 @router.get(
     "/Patient/{patient_id}",
-    response_class=_Fhir,
     responses={**_resource("Patient"), **errors(401, 403, 404)},
 )
-def read_patient(patient_id: Id, conn: Db, acc: Care) -> dict[str, Any]:
+def read_patient(patient_id: Id, conn: Db, acc: Care) -> JSONResponse:
     acc.open("patient", patient_id)
     record = fhir_sql.patient_record(
         conn, patient_id, with_identity=acc.principal.role in IDENTITY_ROLES
     )
     if record is None:
         raise not_found(f"patient {patient_id}")
-    return fhir.patient(record)
+    return _Fhir(fhir.patient(record))
 
 
 @router.get(
     "/Device/{dispenser_id}",
-    response_class=_Fhir,
     responses={**_resource("Device"), **errors(401, 403, 404)},
 )
-def read_device(dispenser_id: DispenserId, conn: Db, acc: Care) -> dict[str, Any]:
+def read_device(dispenser_id: DispenserId, conn: Db, acc: Care) -> JSONResponse:
     acc.open("dispenser", dispenser_id)
     record = fhir_sql.device_record(conn, dispenser_id)
     if record is None:
         raise not_found(f"dispenser {dispenser_id!r}")
-    return fhir.device(record)
+    return _Fhir(fhir.device(record))
 
 
 @router.get(
     "/MedicationAdministration",
-    response_class=_Fhir,
     responses={**_resource("Bundle (searchset)"), **errors(401, 403, 404)},
 )
 def search_administrations(
@@ -97,7 +94,7 @@ def search_administrations(
     ] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=MAX_COUNT)] = 100,
     offset: Annotated[int, Query(alias="_offset", ge=0, le=10_000_000)] = 0,
-) -> dict[str, Any]:
+) -> JSONResponse:
     patient_id = _patient_id(patient)
     acc.open("patient", patient_id)
     zone = ZoneInfo(request.app.state.default_timezone)
@@ -108,7 +105,9 @@ def search_administrations(
     base = str(request.url.remove_query_params(["_offset"]))
     nxt = offset + count
     next_url = f"{base}&{urlencode({'_offset': nxt})}" if nxt < total else None
-    return fhir.searchset(resources, total=total, self_url=str(request.url), next_url=next_url)
+    return _Fhir(
+        fhir.searchset(resources, total=total, self_url=str(request.url), next_url=next_url)
+    )
 
 
 def _patient_id(value: str) -> int:
