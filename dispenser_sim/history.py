@@ -129,7 +129,10 @@ class FakeTicker:
 class ServiceJobs:
     """The alarm jobs and the down-link on their cadence, on the simulated clock."""
 
-    def __init__(self, pool: ConnectionPool, clock: FakeClock, configs: RetainedConfigs) -> None:
+    def __init__(
+        self, pool: ConnectionPool, clock: FakeClock, configs: RetainedConfigs | None
+    ) -> None:
+        """``configs=None``: a real gateway runs the down-link (a run through a broker)."""
         self.pool, self.clock, self.configs = pool, clock, configs
         self.device_cfg = DeviceSettings(offline_after=OFFLINE_AFTER)
         self._next: dict[str, datetime] = {}
@@ -141,7 +144,7 @@ class ServiceJobs:
         return True
 
     def __call__(self, now: datetime) -> None:
-        if self._due("downlink", timedelta(minutes=1), now):
+        if self.configs is not None and self._due("downlink", timedelta(minutes=1), now):
             with self.pool.connection() as conn:
                 downlink.publish_pending(conn, self.configs, now)  # type: ignore[arg-type]
         if self._due("plan", timedelta(hours=6), now):
@@ -220,6 +223,9 @@ def run_history(
         jobs(start)  # plan the slots and publish the configs before the devices connect
         engine.start()
         engine.run_until(now)
+        # Nothing from the past may page anyone later: the night nurse has handled it all.
+        staff.nurse_after = timedelta(0) if nurse else None
+        staff.nurse_round(now)
     if truth_path is not None:
         truth.save(truth_path)
     log.info("history: %d days, %d messages, %d refills", days, engine.sent, staff.refills)
