@@ -139,7 +139,10 @@ def check(
     except (OSError, ValueError, KeyError) as exc:
         raise _fail(f"cannot read the truth file {truth}: {exc}") from None
     try:
-        with runtime(_settings(verbose), need_mqtt=False) as rt, _api(rt.pool, api_url, token) as api:
+        with (
+            runtime(_settings(verbose), need_mqtt=False) as rt,
+            _api(rt.pool, api_url, token) as api,
+        ):
             diffs = reconcile(api, recorded)
     except (ConfigError, ApiError) as exc:
         raise _fail(str(exc)) from None

@@ -99,7 +99,9 @@ class SimDevice:
     temperature_c: float = 21.0
     config: DeviceConfig | None = None
     applied_version: int | None = None
-    stays: list[tuple[datetime, datetime, bool]] = field(default_factory=list)  # (from, to, entered)
+    stays: list[tuple[datetime, datetime, bool]] = field(
+        default_factory=list
+    )  # (from, to, entered)
     _power_lost_at: datetime | None = None
     _ids: object = None
 
@@ -214,9 +216,13 @@ class SimDevice:
     def drain(self, t: datetime, since: datetime) -> None:
         if not self.on_mains:
             hours = (t - since).total_seconds() / 3600
-            self.battery_pct = max(0.0, self.battery_pct - hours * self.spec.profile.battery_drain_pct_per_h)
+            self.battery_pct = max(
+                0.0, self.battery_pct - hours * self.spec.profile.battery_drain_pct_per_h
+            )
         elif self.battery_pct < 100:
-            self.battery_pct = min(100.0, self.battery_pct + 20 * (t - since).total_seconds() / 3600)
+            self.battery_pct = min(
+                100.0, self.battery_pct + 20 * (t - since).total_seconds() / 3600
+            )
 
     def act(self, h: Happening) -> list[Outgoing]:
         """The messages the firmware publishes for ``h`` (a status too when its state changed)."""

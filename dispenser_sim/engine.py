@@ -111,6 +111,8 @@ class Engine:
 
     def tick(self, t: datetime) -> None:
         self.ticker.wait_until(t)
+        if t.date() != self.now.date():
+            log.info("simulated %s: %d messages so far", t.date(), self.sent)
         self.now = t
         while self._queue and self._queue[0].at <= t:
             self._happen(heapq.heappop(self._queue), t)
@@ -262,7 +264,9 @@ class Engine:
         kept = [h for h in self._queue if h.dispenser_id != d.id or h.kind not in DOSE_KINDS]
         self._queue = kept
         heapq.heapify(self._queue)
-        for key in [k for k, v in self.truth.doses.items() if v.dispenser_id == d.id and v.due >= t]:
+        for key in [
+            k for k, v in self.truth.doses.items() if v.dispenser_id == d.id and v.due >= t
+        ]:
             del self.truth.doses[key]
         assert d.config is not None
         for due, wend in d.config.slots(t, self._planned_until):

@@ -207,7 +207,9 @@ def run_live(
                 set_up_fleet(api, fleet, start, uuid.uuid4().hex[:8])
             truth = Truth(uuid.uuid4().hex[:8], fleet.name, fleet.seed, start)
             transport = MqttTransport(settings.mqtt, credentials)
-            engine = Engine(fleet, transport, WallTicker(), truth, staff=ApiStaff(api, nurse_after=None))
+            engine = Engine(
+                fleet, transport, WallTicker(), truth, staff=ApiStaff(api, nurse_after=None)
+            )
             try:
                 engine.start()
                 engine.run_until(start + duration)

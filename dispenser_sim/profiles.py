@@ -105,7 +105,11 @@ class Fleet:
     refill_days: int = 14
     supply_days: int = 21  # the pharmacist fills the dispenser for this many days
     heartbeat_min: int = 5  # live runs: the protocol's 5 minutes
-    history_heartbeat_min: int = 14  # history: fewer rows, still inside the 15-min offline rule
+    # History thins the heartbeats and runs the alarm jobs with a matching offline rule
+    # (DOSEWATCH_OFFLINE_AFTER_MIN): four times fewer status rows to write. Nothing else
+    # changes, because every simulated outage announces itself with the Last Will.
+    history_heartbeat_min: int = 55
+    history_offline_after_min: int = 60
     profiles: dict[str, Profile] = field(default_factory=dict)
 
     def doses_per_day(self) -> float:
@@ -138,7 +142,11 @@ def parse_fleet(data: dict[str, Any], where: str = "fleet") -> Fleet:
         profiles = {n: Profile.from_toml(n, v) for n, v in data.get("profiles", {}).items()}
         schedules = {n: tuple(v["doses"]) for n, v in data.get("schedules", {}).items()}
         teams = tuple(t["name"] for t in data.get("teams", []))
-        seed = int(data["seed"])
+        seed = data["seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise FleetError(
+                f"{where}: seed must be an integer (every random choice comes from it)"
+            )
         specs: list[DispenserSpec] = []
         for g, group in enumerate(data["groups"]):
             profile_name = group["profile"]
@@ -174,7 +182,8 @@ def parse_fleet(data: dict[str, Any], where: str = "fleet") -> Fleet:
             refill_days=int(data.get("refill_days", 14)),
             supply_days=int(data.get("supply_days", 21)),
             heartbeat_min=int(data.get("heartbeat_min", 5)),
-            history_heartbeat_min=int(data.get("history_heartbeat_min", 14)),
+            history_heartbeat_min=int(data.get("history_heartbeat_min", 55)),
+            history_offline_after_min=int(data.get("history_offline_after_min", 60)),
             profiles=profiles,
         )
     except KeyError as exc:

@@ -6,7 +6,8 @@ For every dose whose window closed (with a margin) before the truth's end:
   allows (``unknown_not_cleared`` when it is ``unknown`` for a dose that was given and whose
   report arrived);
 * **missed_alarm**: a dose really missed has no missed-dose / status-unknown alarm;
-* **false_alarm**: a dose given (or suspended) has an alarm still standing, not cleared.
+* **false_alarm**: a dose given (or suspended) has an alarm still standing (not cleared by
+  the report, not resolved).
 
 Device alarms by (dispenser, kind): a kind the truth *requires* (a jam reported, help pressed,
 an hour offline with a dose due, power off for over 30 minutes...) must be there
@@ -24,11 +25,9 @@ from typing import Any
 
 from dispenser_sim.staff import Api
 from dispenser_sim.truth import DoseTruth, Truth, expected_states
-from dosewatch.domain.device_alarms import BATTERY_LOW_PCT, TEMP_RANGE_C, OCCURRENCES
+from dosewatch.domain.device_alarms import BATTERY_LOW_PCT, OCCURRENCES, TEMP_RANGE_C
 from dosewatch.domain.device_alarms import Settings as DeviceSettings
 
-OFFLINE_AFTER = timedelta(minutes=15)
-SWEEP = timedelta(minutes=30)  # the slowest sweep involved (device alarms in history)
 SLOT_KINDS = frozenset({"missed_dose", "dose_status_unknown"})
 
 
@@ -67,7 +66,7 @@ def _slot(
     what = slot["due_at"]
     if dose is None:
         return [Difference("wrong_state", d, what, "no dose planned by the device", slot["state"])]
-    offline = truth.offline_near(d, dose.window_end, OFFLINE_AFTER)
+    offline = truth.offline_near(d, dose.window_end, timedelta(minutes=truth.offline_after_min))
     allowed = expected_states(dose, offline)
     out = []
     state = slot["state"]
@@ -81,7 +80,9 @@ def _slot(
         if not slot_alarms:
             out.append(Difference("missed_alarm", d, what, "missed-dose alarm", "none"))
     else:
-        standing = [a for a in slot_alarms if a["cleared_at"] is None]
+        # Standing: neither cleared by the late report nor resolved by a nurse before it came
+        # (the service leaves a resolved alarm as the nurse closed it).
+        standing = [a for a in slot_alarms if a["cleared_at"] is None and a["resolved_at"] is None]
         if standing:
             kinds = ",".join(a["kind"] for a in standing)
             out.append(Difference("false_alarm", d, what, "no standing alarm", kinds))
@@ -108,19 +109,27 @@ def _longest(spans: Iterable[tuple[datetime, datetime]]) -> timedelta:
 
 def device_expectations(truth: Truth) -> dict[str, tuple[set[str], set[str]]]:
     """dispenser → (kinds required, kinds allowed) by what it really did and reported."""
-    cfg = DeviceSettings(offline_after=OFFLINE_AFTER)
+    offline_after = timedelta(minutes=truth.offline_after_min)
+    cfg = DeviceSettings(offline_after=offline_after)
+    sweep = timedelta(minutes=truth.device_sweep_min)
     assert truth.end is not None
     out: dict[str, tuple[set[str], set[str]]] = {d: (set(), set()) for d in truth.dispensers}
     for d, type_, occurred, delivered in truth.occurrences:
         kind = OCCURRENCES[type_][0]
         required, allowed = out[d]
         allowed.add(kind)
-        if delivered + SWEEP + timedelta(minutes=5) <= truth.end and delivered - occurred < timedelta(hours=23):
+        if delivered + sweep + timedelta(
+            minutes=5
+        ) <= truth.end and delivered - occurred < timedelta(hours=23):
             required.add(kind)
     for d, samples in truth.samples.items():
         required, allowed = out[d]
         checks = (
-            ("temperature", [(s[0], not TEMP_RANGE_C[0] <= s[3] <= TEMP_RANGE_C[1]) for s in samples], timedelta(0)),
+            (
+                "temperature",
+                [(s[0], not TEMP_RANGE_C[0] <= s[3] <= TEMP_RANGE_C[1]) for s in samples],
+                timedelta(0),
+            ),
             ("power_lost", [(s[0], not s[2]) for s in samples], cfg.power_lost_after),
             ("battery_low", [(s[0], s[1] < BATTERY_LOW_PCT) for s in samples], timedelta(0)),
         )
@@ -128,7 +137,7 @@ def device_expectations(truth: Truth) -> dict[str, tuple[set[str], set[str]]]:
             runs = _runs(flags)
             if runs:
                 allowed.add(kind)
-            if _longest(runs) >= threshold + SWEEP + timedelta(minutes=15):
+            if _longest(runs) >= threshold + sweep + timedelta(minutes=15):
                 required.add(kind)
     for d, spans in truth.offline.items():
         required, allowed = out[d]
@@ -137,8 +146,8 @@ def device_expectations(truth: Truth) -> dict[str, tuple[set[str], set[str]]]:
         for down, up in spans:
             assert down is not None
             up = up or truth.end
-            first = down + OFFLINE_AFTER + SWEEP
-            if any(max(first, t - cfg.offline_horizon) + SWEEP <= up and t >= first for t in due):
+            first = down + offline_after + sweep
+            if any(max(first, t - cfg.offline_horizon) + sweep <= up and t >= first for t in due):
                 required.add("dispenser_offline")
     return out
 

@@ -62,7 +62,8 @@ class Api:
         while start < end:  # the API answers at most 62 days at a time
             stop = min(end, start + timedelta(days=60))
             out += self.get(
-                f"/api/v1/dispensers/{dispenser_id}/slots", **{"from": rfc3339(start), "to": rfc3339(stop)}
+                f"/api/v1/dispensers/{dispenser_id}/slots",
+                **{"from": rfc3339(start), "to": rfc3339(stop)},
             )
             start = stop
         return out
@@ -94,7 +95,7 @@ def set_up_fleet(api: Api, fleet: Fleet, start: datetime, run_id: str) -> None:
                 "name": spec.patient_name,
                 "phone": f"+46 90 555 {n:04d}",
                 "address": f"Simulerad gata {n + 1}, Umeå",
-                "note": f"{SIM_NOTE}: fleet {fleet.name}, run {run_id}, profile {spec.profile_name}",
+                "note": f"{SIM_NOTE}: fleet {fleet.name}, run {run_id}, {spec.profile_name}",
             },
         )
         if spec.team is not None:
@@ -127,7 +128,9 @@ class ApiStaff:
 
     def absence(self, dispenser_id: str, starts: datetime, ends: datetime) -> None:
         body = {"starts_at": rfc3339(starts), "ends_at": rfc3339(ends), "reason": "hospital stay"}
-        self.api.post(f"/api/v1/dispensers/{dispenser_id}/absences", {**body, "by": "simulated nurse"})
+        self.api.post(
+            f"/api/v1/dispensers/{dispenser_id}/absences", {**body, "by": "simulated nurse"}
+        )
         self.absences += 1
 
     def refill(self, dispenser_id: str, doses_loaded: int) -> None:
@@ -155,7 +158,9 @@ class ApiStaff:
             outcome = "reached_by_phone"
         else:
             outcome = "home_visit"
-        self.api.post(f"{url}/resolve", {"outcome": outcome, "by": "simulated nurse"}, allowed=(409,))
+        self.api.post(
+            f"{url}/resolve", {"outcome": outcome, "by": "simulated nurse"}, allowed=(409,)
+        )
 
 
 def adherence_from_slot_states(

@@ -51,6 +51,9 @@ class Truth:
     samples: dict[str, list[tuple[datetime, int, bool, float]]] = field(default_factory=dict)
     replays: list[tuple[str, datetime, int, str, bool]] = field(default_factory=list)
     dispensers: list[str] = field(default_factory=list)
+    # The service settings the run used, which the expectations depend on.
+    offline_after_min: float = 15.0
+    device_sweep_min: float = 30.0
 
     @staticmethod
     def key(dispenser_id: str, due: datetime) -> str:
@@ -89,11 +92,11 @@ class Truth:
                 for k, spans in raw["offline"].items()
             },
             occurrences=[(d, k, t(a), t(b)) for d, k, a, b in raw["occurrences"]],
-            samples={
-                k: [(t(a), b, m, c) for a, b, m, c in v] for k, v in raw["samples"].items()
-            },
+            samples={k: [(t(a), b, m, c) for a, b, m, c in v] for k, v in raw["samples"].items()},
             replays=[(d, t(a), n, o, tw) for d, a, n, o, tw in raw["replays"]],
             dispensers=raw["dispensers"],
+            offline_after_min=raw["offline_after_min"],
+            device_sweep_min=raw["device_sweep_min"],
         )
 
     def offline_near(self, dispenser_id: str, at: datetime, before: timedelta) -> bool:
