@@ -6,8 +6,8 @@ For every dose whose window closed (with a margin) before the truth's end:
   allows (``unknown_not_cleared`` when it is ``unknown`` for a dose that was given and whose
   report arrived);
 * **missed_alarm**: a dose really missed has no missed-dose / status-unknown alarm;
-* **false_alarm**: a dose given (or suspended) has an alarm still standing (not cleared by
-  the report, not resolved).
+* **false_alarm**: a dose given (or suspended) has an alarm the service never cleared (unless a
+  nurse had resolved it before the report arrived: then there was nothing left to clear).
 
 Device alarms by (dispenser, kind): a kind the truth *requires* (a jam reported, help pressed,
 an hour offline with a dose due, power off for over 30 minutes...) must be there
@@ -80,12 +80,23 @@ def _slot(
         if not slot_alarms:
             out.append(Difference("missed_alarm", d, what, "missed-dose alarm", "none"))
     else:
-        # Standing: neither cleared by the late report nor resolved by a nurse before it came
+        # False: never cleared, and not closed by a nurse before the report could clear it
         # (the service leaves a resolved alarm as the nurse closed it).
-        standing = [a for a in slot_alarms if a["cleared_at"] is None and a["resolved_at"] is None]
+        takes = [at for kind, at in dose.deliveries if kind == "dose_taken"]
+        first = min(takes) if takes else None
+        standing = [
+            a
+            for a in slot_alarms
+            if a["cleared_at"] is None
+            and (
+                a["resolved_at"] is None
+                or first is None
+                or datetime.fromisoformat(a["resolved_at"]) >= first
+            )
+        ]
         if standing:
             kinds = ",".join(a["kind"] for a in standing)
-            out.append(Difference("false_alarm", d, what, "no standing alarm", kinds))
+            out.append(Difference("false_alarm", d, what, "no alarm left uncleared", kinds))
     return out
 
 

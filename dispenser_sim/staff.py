@@ -138,11 +138,16 @@ class ApiStaff:
         self.refills += 1
 
     def nurse_round(self, now: datetime) -> int:
-        """Acknowledge and resolve every alarm open for ``nurse_after``; return how many."""
+        """Acknowledge and resolve every alarm unresolved for ``nurse_after`` (open,
+        acknowledged, or cleared by a late report: a nurse still closes it); return how many."""
         if self.nurse_after is None:
             return 0
         done = 0
-        for alarm in self.api.get("/api/v1/alarms", state="open", limit=1000):
+        unresolved = [
+            a for state in ("open", "acknowledged", "cleared")
+            for a in self.api.get("/api/v1/alarms", state=state, limit=1000)
+        ]  # fmt: skip
+        for alarm in unresolved:
             if datetime.fromisoformat(alarm["opened_at"]) > now - self.nurse_after:
                 continue
             self._resolve(alarm)
