@@ -65,9 +65,12 @@ class Engine:
         staff: Staff | None = None,
         heartbeat: timedelta | None = None,
         hooks: list[Callable[[datetime], None]] | None = None,
+        resolution: timedelta = MINUTE,
     ) -> None:
+        """``resolution``: the tick; a minute for simulated time, seconds for a live run with
+        one-minute windows (a take is sent at the next tick)."""
         self.fleet, self.transport, self.ticker, self.truth = fleet, transport, ticker, truth
-        self.staff, self.hooks = staff, hooks or []
+        self.staff, self.hooks, self.resolution = staff, hooks or [], resolution
         self.heartbeat = heartbeat or timedelta(minutes=fleet.heartbeat_min)
         self.now = truth.start
         self.states: dict[str, _State] = {}
@@ -103,7 +106,7 @@ class Engine:
         while True:
             self._plan_through(max(end, self.now) + DAY)
             t = min(self._next_beat, self._queue[0].at if self._queue else end)
-            t = _ceil_minute(max(t, self.now + MINUTE))
+            t = _ceil(max(t, self.now + self.resolution), self.resolution)
             if t > end:
                 break
             self.tick(t)
@@ -275,6 +278,7 @@ class Engine:
                 self._note_plan(st, h)
 
 
-def _ceil_minute(t: datetime) -> datetime:
-    floor = t.replace(second=0, microsecond=0)
-    return floor if floor == t else floor + MINUTE
+def _ceil(t: datetime, step: timedelta) -> datetime:
+    epoch = datetime(2000, 1, 1, tzinfo=t.tzinfo)
+    n = -((epoch - t) // step)  # ceiling division of timedeltas
+    return epoch + n * step

@@ -59,6 +59,7 @@ class MqttTransport:
         self._lock = threading.Lock()
         self._configs: dict[str, bytes] = {}
         self._seen_config: set[str] = set()
+        self.reconnects = 0  # paho's own reconnects (after a broker restart)
 
     def _on_message(self, _c: mqtt.Client, device_id: str, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -81,20 +82,29 @@ class MqttTransport:
         c.will_set(online, b"0", qos=1, retain=True)
         c.on_message = self._on_message
         connected = threading.Event()
-        c.on_connect = lambda *_a: connected.set()
+
+        def on_connect(client: mqtt.Client, *_: object) -> None:
+            # Every connect, the first and paho's own reconnects (a broker restart): resubscribe
+            # (clean session) and say "online" again, as firmware does.
+            with self._lock:
+                self.reconnects += connected.is_set()
+            client.subscribe(f"{TOPIC_ROOT}/{device_id}/config", qos=1)
+            self._publish(client, online, b"1", retain=True)
+            connected.set()
+
+        c.on_connect = on_connect
+        with self._lock:
+            self._seen_config.discard(device_id)
         try:
             c.connect(self.url.host, self.url.port, keepalive=60)
         except OSError as exc:
             raise BrokerUnavailable(f"{device_id}: cannot reach the broker: {exc}") from None
+        c.reconnect_delay_set(0.2, 5)
         c.loop_start()
         if not connected.wait(10):
             c.loop_stop()
             raise BrokerUnavailable(f"{device_id}: no CONNACK from the broker")
         self.clients[device_id] = c
-        with self._lock:
-            self._seen_config.discard(device_id)
-        c.subscribe(f"{TOPIC_ROOT}/{device_id}/config", qos=1)
-        self._publish(c, online, b"1", retain=True)
         self._wait_config(device_id)
 
     def _wait_config(self, device_id: str) -> None:
