@@ -99,7 +99,7 @@ class MqttTransport:
             c.connect(self.url.host, self.url.port, keepalive=60)
         except OSError as exc:
             raise BrokerUnavailable(f"{device_id}: cannot reach the broker: {exc}") from None
-        c.reconnect_delay_set(0.2, 5)
+        c.reconnect_delay_set(1, 5)
         c.loop_start()
         if not connected.wait(10):
             c.loop_stop()
