@@ -66,11 +66,14 @@ class Engine:
         heartbeat: timedelta | None = None,
         hooks: list[Callable[[datetime], None]] | None = None,
         resolution: timedelta = MINUTE,
+        wake: timedelta | None = None,
     ) -> None:
         """``resolution``: the tick; a minute for simulated time, seconds for a live run with
-        one-minute windows (a take is sent at the next tick)."""
+        one-minute windows (a take is sent at the next tick). ``wake``: tick at least this
+        often even when no device acts, so the service hooks keep their cadence."""
         self.fleet, self.transport, self.ticker, self.truth = fleet, transport, ticker, truth
         self.staff, self.hooks, self.resolution = staff, hooks or [], resolution
+        self.wake = wake
         self.heartbeat = heartbeat or timedelta(minutes=fleet.heartbeat_min)
         self.now = truth.start
         self.states: dict[str, _State] = {}
@@ -106,6 +109,8 @@ class Engine:
         while True:
             self._plan_through(max(end, self.now) + DAY)
             t = min(self._next_beat, self._queue[0].at if self._queue else end)
+            if self.wake is not None:
+                t = min(t, self.now + self.wake)
             t = _ceil(max(t, self.now + self.resolution), self.resolution)
             if t > end:
                 break
@@ -191,7 +196,11 @@ class Engine:
         if h.kind == "refill":
             capacity = len(d.spec.doses) * self.fleet.supply_days
             loaded = capacity - d.doses_left
-            if loaded > 0 and d.away(t) is None:
+            stay = d.away(t)
+            if stay is not None:  # nobody home: the pharmacist comes the day after the return
+                self._push(Happening(stay[1] + timedelta(hours=20), d.id, "refill"))
+                return
+            if loaded > 0:
                 d.doses_left = capacity
                 if self.staff is not None:
                     self.staff.refill(d.id, loaded)

@@ -259,6 +259,7 @@ def run_history(
             staff=staff,
             heartbeat=timedelta(minutes=fleet.history_heartbeat_min),
             hooks=[jobs, rounds],
+            wake=timedelta(minutes=10),  # the device sweep's 30 minutes, kept to the tick
         )
         jobs(start)  # plan the slots and publish the configs before the devices connect
         try:
