@@ -38,3 +38,31 @@ def event(
     if detail:
         body["detail"] = detail
     return json.dumps(body).encode()
+
+
+def status(
+    dispenser_id: str,
+    at: datetime,
+    *,
+    battery_pct: int,
+    on_mains: bool,
+    doses_left: int,
+    temperature_c: float,
+    schedule_version: int | None,
+    firmware: str = "3.2.1",
+    rssi_dbm: int = -71,
+) -> bytes:
+    body: dict[str, Any] = {
+        "v": 1,
+        "dispenser_id": dispenser_id,
+        "at": rfc3339(at),
+        "battery_pct": battery_pct,
+        "on_mains": on_mains,
+        "doses_left": doses_left,
+        "temperature_c": temperature_c,
+        "firmware": firmware,
+        "rssi_dbm": rssi_dbm,
+    }
+    if schedule_version is not None:
+        body["schedule_version"] = schedule_version
+    return json.dumps(body).encode()

@@ -234,6 +234,9 @@ def token_create(
 
 dispenser_app = typer.Typer(help="Dispenser administration.", no_args_is_help=True)
 app.add_typer(dispenser_app, name="dispenser")
+from service.sim_cli import app as sim_app  # noqa: E402  (the fleet simulator's commands)
+
+app.add_typer(sim_app, name="sim")
 
 
 @dispenser_app.command("provision")
