@@ -19,6 +19,7 @@ from dashboards.credentials_api import router as credentials_router
 from dashboards.health import router as health_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
+from dashboards.reports_pages import router as reports_pages_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
@@ -54,6 +55,7 @@ def create_app(
     app.include_router(stream_router)  # before /alarms/{alarm_id}
     app.include_router(console_router)
     app.include_router(pages_router)
+    app.include_router(reports_pages_router)
     app.mount("/static", static_files(), name="static")
     app.include_router(router)
     app.include_router(schedules_router)
