@@ -22,6 +22,7 @@ from alarms.outbox import Dispatcher
 from dosewatch.clock import Clock
 from dosewatch.db import health as health_sql
 from dosewatch.db import presence as presence_sql
+from dosewatch.db import rollups
 from dosewatch.db import schedules as slot_sql
 from dosewatch.domain.device_alarms import Settings as DeviceSettings
 
@@ -73,6 +74,7 @@ def start_scheduler(
         "presence": (lambda: mark_offline(pool, clock, offline_after), 60.0),
         "dispatch": (dispatcher.run, min(2.0, sweep_interval_s)),
         "plan": (lambda: plan_slots(pool, clock, horizon), 600.0),
+        "rollup": (lambda: rollups.run_job(pool, clock.now()), 15.0),  # adherence figures
     }
     for name, (work, every_s) in jobs.items():
         scheduler.add_job(

@@ -20,6 +20,7 @@ from dosewatch.clock import Clock, SystemClock
 from dosewatch.config import MqttUrl, Settings, parse_mqtt_url
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import check_database, make_pool
+from dosewatch.db.reports_storage import policy_from_settings
 from dosewatch.embedded import EmbeddedBroker, EmbeddedPostgres
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ def runtime(
             db_url = pg.start()
             stack.callback(pg.stop)
         check_database(db_url)
-        mode = migrate(db_url)
+        mode = migrate(
+            db_url, timescale=settings.storage != "postgresql", policy=policy_from_settings(settings)
+        )
         mqtt_url = settings.mqtt
         embedded = need_mqtt and mqtt_url is None
         if embedded:

@@ -1,0 +1,169 @@
+"""Adherence reports over the rollup: one scan, every grouping a page needs.
+
+``adherence_daily`` holds counts per dispenser and local day. A report first sums a patient's
+dispensers into one *patient-day* (a correct day needs every dose of both), then sums patient-
+days by ``GROUPING SETS`` — the whole scope, each team, each (team, district), each ISO week and
+each patient — in one statement. The SQL only adds; which patient-day is *monitored* and which
+is *correct* mirrors :class:`dosewatch.domain.adherence.DayCounts` (``tests/integration/
+test_reports_sql.py`` holds it to :func:`dosewatch.domain.adherence.figures`), and every
+percentage is computed by the domain from the sums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from dosewatch.db import DbConn
+from dosewatch.db.rollups import COLUMNS
+from dosewatch.domain.adherence import DayCounts, Figures
+
+_SUMS = ", ".join(f"sum(a.{c})::int AS {c}" for c in COLUMNS)
+_OUTER = ", ".join(f"coalesce(sum({c}), 0)::int AS {c}" for c in COLUMNS)
+# DayCounts.monitored and DayCounts.correct, for one patient-day.
+_EXPECTED = "(taken + taken_late + missed + unknown)"
+MONITORED_SQL = f"({_EXPECTED} > 0 AND pending = 0)"
+CORRECT_SQL = f"({MONITORED_SQL} AND missed + unknown = 0)"
+
+_SCOPE = (
+    " AND (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
+    " AND (NOT %(by_district)s OR p.district IS NOT DISTINCT FROM %(district)s)"
+    " AND (%(patient)s::bigint IS NULL OR a.patient_id = %(patient)s)"
+)
+
+_GROUPED = f"""
+WITH pd AS (
+    SELECT a.patient_id, a.local_date, p.team_id, p.district, {_SUMS}
+    FROM adherence_daily a JOIN patients p ON p.id = a.patient_id
+    WHERE a.local_date BETWEEN %(start)s AND %(end)s {_SCOPE}
+    GROUP BY a.patient_id, a.local_date, p.team_id, p.district
+)
+SELECT GROUPING(team_id) AS g_team, GROUPING(district) AS g_district,
+       GROUPING(week) AS g_week, GROUPING(patient_id) AS g_patient,
+       team_id, district, week, patient_id, {_OUTER},
+       count(*) FILTER (WHERE {MONITORED_SQL})::int AS monitored_days,
+       count(*) FILTER (WHERE {CORRECT_SQL})::int AS correct_days,
+       count(DISTINCT patient_id)::int AS patients
+FROM (SELECT *, date_trunc('week', local_date)::date AS week FROM pd) x
+GROUP BY GROUPING SETS ((), (team_id), (team_id, district), (week), (patient_id))
+"""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which patients: all (None), a team, a team's district, or one patient."""
+
+    team_id: int | None = None
+    district: str | None = None
+    by_district: bool = False
+    patient_id: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "team": self.team_id,
+            "district": self.district,
+            "by_district": self.by_district,
+            "patient": self.patient_id,
+        }
+
+
+@dataclass
+class Grouped:
+    """The figures of one report, by grouping."""
+
+    total: Figures
+    teams: dict[int | None, Figures]
+    districts: dict[tuple[int | None, str | None], Figures]
+    weeks: dict[date, Figures]
+    patients: dict[int, Figures]
+
+
+def to_figures(row: dict[str, Any]) -> Figures:
+    counts = DayCounts(**{c: int(row[c] or 0) for c in COLUMNS})
+    return Figures(counts, int(row["correct_days"]), int(row["monitored_days"]),
+                   int(row["patients"]))  # fmt: skip
+
+
+def grouped(conn: DbConn, start: date, end: date, scope: Scope) -> Grouped:
+    """Every grouping of the period's patient-days within ``scope``, from one scan."""
+    params = {"start": start, "end": end, **scope.params()}
+    out = Grouped(total=Figures(DayCounts(), 0, 0, 0), teams={}, districts={}, weeks={},
+                  patients={})  # fmt: skip
+    for row in conn.execute(_GROUPED, params).fetchall():
+        figs = to_figures(row)
+        if row["g_team"] and row["g_week"] and row["g_patient"]:
+            out.total = figs
+        elif not row["g_district"]:
+            out.districts[(row["team_id"], row["district"])] = figs
+        elif not row["g_team"]:
+            out.teams[row["team_id"]] = figs
+        elif not row["g_week"]:
+            out.weeks[row["week"]] = figs
+        else:
+            out.patients[row["patient_id"]] = figs
+    return out
+
+
+def daily(conn: DbConn, patient_id: int, start: date, end: date) -> dict[date, DayCounts]:
+    """A patient's counts per local day (dispensers summed)."""
+    rows = conn.execute(
+        f"SELECT a.local_date, {_SUMS} FROM adherence_daily a"
+        " WHERE a.patient_id = %s AND a.local_date BETWEEN %s AND %s GROUP BY a.local_date",
+        (patient_id, start, end),
+    ).fetchall()
+    return {r["local_date"]: DayCounts(**{c: int(r[c]) for c in COLUMNS}) for r in rows}
+
+
+def window_sums(
+    conn: DbConn, start: date, end: date, scope: Scope
+) -> dict[int, tuple[DayCounts, int]]:
+    """Per patient: counts over the period and dispenser-days (economics, insights)."""
+    rows = conn.execute(
+        f"SELECT a.patient_id, {_SUMS}, count(*)::int AS dispenser_days"
+        " FROM adherence_daily a JOIN patients p ON p.id = a.patient_id"
+        f" WHERE a.local_date BETWEEN %(start)s AND %(end)s {_SCOPE} GROUP BY a.patient_id",
+        {"start": start, "end": end, **scope.params()},
+    ).fetchall()
+    return {
+        r["patient_id"]: (DayCounts(**{c: int(r[c]) for c in COLUMNS}), int(r["dispenser_days"]))
+        for r in rows
+    }
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    patient_id: int
+    name: str
+    team_id: int | None
+    team_name: str | None
+    district: str | None
+    timezone: str | None
+    dispensers: list[str]
+
+
+def patients(conn: DbConn, scope: Scope) -> dict[int, PatientInfo]:
+    """The patients in scope (name, team, district, dispensers), by id."""
+    rows = conn.execute(
+        "SELECT p.id, p.name, p.team_id, t.name AS team_name, p.district,"
+        " (SELECT sc.timezone FROM dispensers d JOIN schedules sc ON sc.dispenser_id = d.id"
+        "   WHERE d.patient_id = p.id ORDER BY sc.effective_from DESC, sc.version DESC LIMIT 1)"
+        "   AS timezone,"
+        " coalesce((SELECT array_agg(d.id ORDER BY d.id) FROM dispensers d"
+        "   WHERE d.patient_id = p.id), '{}') AS dispensers"
+        " FROM patients p LEFT JOIN teams t ON t.id = p.team_id"
+        " WHERE (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
+        " AND (NOT %(by_district)s OR p.district IS NOT DISTINCT FROM %(district)s)"
+        " AND (%(patient)s::bigint IS NULL OR p.id = %(patient)s)"
+        " ORDER BY p.name, p.id",
+        scope.params(),
+    ).fetchall()
+    return {
+        r["id"]: PatientInfo(r["id"], r["name"], r["team_id"], r["team_name"], r["district"],
+                             r["timezone"], list(r["dispensers"]))  # fmt: skip
+        for r in rows
+    }
+
+
+def teams(conn: DbConn) -> dict[int, str]:
+    return {r["id"]: r["name"] for r in conn.execute("SELECT id, name FROM teams ORDER BY name")}
