@@ -20,6 +20,7 @@ from dashboards.health import router as health_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
 from dashboards.reports_pages import router as reports_pages_router
+from dashboards.reports_api import router as reports_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
@@ -60,6 +61,7 @@ def create_app(
     app.include_router(router)
     app.include_router(schedules_router)
     app.include_router(teams_router)
+    app.include_router(reports_router)
     app.include_router(health_router)
     app.include_router(asyncapi_router)
     app.include_router(credentials_router)
