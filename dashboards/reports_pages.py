@@ -19,9 +19,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from dashboards.fields import Id
 from dashboards.pages import _PageRoute, render
+from dashboards.reports_pdf_api import router as pdf_router
 from dashboards.web_principal import CurrentPrincipal
 
-router = APIRouter(route_class=_PageRoute, include_in_schema=False)
+router = APIRouter(route_class=_PageRoute)
+# The PDF routes ride on this router, which the app includes before the JSON reports router:
+# "/teams/3.pdf" must reach the PDF route, not "/teams/{team_id}" (which would answer 422).
+router.include_router(pdf_router)
 
 
 def _query(request: Request) -> str:
@@ -35,7 +39,7 @@ def _page(request: Request, template: str, principal: object, **context: object)
     return render(request, template, principal, today=now.date().isoformat(), **context)
 
 
-@router.get("/reports", response_model=None)
+@router.get("/reports", response_model=None, include_in_schema=False)
 def overview_page(request: Request, principal: CurrentPrincipal) -> HTMLResponse | RedirectResponse:
     role = getattr(principal, "role", None)
     team_id = getattr(principal, "team_id", None)
@@ -44,7 +48,7 @@ def overview_page(request: Request, principal: CurrentPrincipal) -> HTMLResponse
     return _page(request, "reports.html", principal, report="municipality")
 
 
-@router.get("/reports/teams/{team_id}")
+@router.get("/reports/teams/{team_id}", include_in_schema=False)
 def team_page(team_id: Id, request: Request, principal: CurrentPrincipal) -> HTMLResponse:
     district = request.query_params.get("district")
     return _page(
@@ -52,14 +56,14 @@ def team_page(team_id: Id, request: Request, principal: CurrentPrincipal) -> HTM
     )
 
 
-@router.get("/reports/patients/{patient_id}")
+@router.get("/reports/patients/{patient_id}", include_in_schema=False)
 def patient_page(patient_id: Id, request: Request, principal: CurrentPrincipal) -> HTMLResponse:
     return _page(
         request, "reports_patient.html", principal, report="patient", patient_id=patient_id
     )
 
 
-@router.get("/reports/patients/{patient_id}/calendar")
+@router.get("/reports/patients/{patient_id}/calendar", include_in_schema=False)
 def calendar_page(patient_id: Id, request: Request, principal: CurrentPrincipal) -> HTMLResponse:
     return _page(
         request, "reports_calendar.html", principal, report="calendar", patient_id=patient_id
