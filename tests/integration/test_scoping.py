@@ -21,6 +21,7 @@ from tests.helpers import add_dispenser
 READS = [p for m, p in all_routes() if m == "GET" and p.startswith("/api/v1/") and params(p)]
 KNOWN_PARAMS = {
     "patient_id", "dispenser_id", "alarm_id", "team_id", "nurse_id", "absence_id", "shift_id",
+    "district",
 }  # fmt: skip
 
 
@@ -34,8 +35,10 @@ def _team_world(pool: ConnectionPool, name: str, dispenser: str, now: Any) -> di
     team_id = team(pool, name)
     patient_id = add_dispenser(pool, dispenser, now)
     with pool.connection() as conn, conn.transaction():
-        conn.execute("UPDATE patients SET team_id = %s WHERE id = %s", (team_id, patient_id))
+        conn.execute("UPDATE patients SET team_id = %s, district = %s WHERE id = %s",
+                     (team_id, f"{name} centrum", patient_id))  # fmt: skip
         ids = {
+            "district": f"{name} centrum",
             "team_id": team_id,
             "patient_id": patient_id,
             "dispenser_id": dispenser,
