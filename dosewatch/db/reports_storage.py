@@ -12,8 +12,8 @@ Two storage modes, the same figures:
   ``compress_*_after`` and dropped by the **retention** policy after ``retain_*`` (when set).
   The adherence rollup is not a continuous aggregate; migration 0012 says why.
 - **Plain PostgreSQL.** ``dose_events_daily`` is a view with the same columns over the same
-  buckets (``date_bin`` on the same origin as ``time_bucket``), and retention is a ``DELETE``
-  run by the service (:func:`apply_plain_retention`). There is nothing to compress.
+  buckets (``date_bin`` on the same origin as ``time_bucket``). Nothing is compressed or
+  dropped: raw history stays until an operator removes it.
 
 The replay rule (an event delivered 15 min or more after it happened was buffered by an offline
 dispenser) is :data:`dosewatch.domain.insights.REPLAY_DELAY`; the SQL is generated from it.
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 
@@ -117,17 +117,6 @@ def install_timescale(conn: psycopg.Connection, policy: StoragePolicy) -> None:
         " schedule_interval => interval '1 minute')",
         (policy.refresh_window,),
     )
-
-
-def apply_plain_retention(conn: psycopg.Connection, now: datetime, policy: StoragePolicy) -> int:
-    """Plain PostgreSQL: delete raw history past its retention; the rows deleted."""
-    deleted = 0
-    for table, retain in (("dose_events", policy.retain_events),
-                          ("dispenser_status", policy.retain_status)):  # fmt: skip
-        if retain is not None:
-            cur = conn.execute(f"DELETE FROM {table} WHERE received_at < %s", (now - retain,))
-            deleted += cur.rowcount
-    return deleted
 
 
 def policy_jobs(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
