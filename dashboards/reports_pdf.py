@@ -284,7 +284,7 @@ def _insights(r: MonthlyReport, fmt: Format) -> list[Flowable]:
         f"{d['dispenser_id']}: " + fmt.t(
             "rep_device_evidence", offline=fmt.num(d["offline_periods"]),
             unknown=fmt.num(d["unknown_slots"]), replayed=fmt.num(d["replayed_events"]),
-            clock=fmt.num(d["clock_offset_s"]),
+            clock=fmt.seconds(d["clock_offset_s"]),
         )
         for d in ins["devices"]
     ]  # fmt: skip

@@ -94,6 +94,9 @@ class Format:
     def sek(self, v: float | None) -> str:
         return "–" if v is None else self.num(v) + " kr"
 
+    def seconds(self, s: float | None) -> str:
+        return "–" if s is None else self.t("rep_seconds", n=self.num(s))
+
     def duration(self, s: float | None) -> str:
         if s is None:
             return "–"

@@ -9,8 +9,8 @@ every dose not taken. October holds the autumn daylight-saving change (25 Octobe
 Each patient has a profile, drawn from a seeded random generator so every run writes the same
 rows: how often they take a dose, how often late; one is habitually late for the morning dose,
 one spends five days in hospital, one has a dispenser that is often offline (``unknown``), one
-was well in October and falls in November. The figures the pages show are computed from these
-slots by the report code; nothing here states a figure.
+a dispenser whose clock runs fast, one was well in October and falls in November. The figures
+the pages show are computed from these slots by the report code; nothing here states a figure.
 """
 
 from __future__ import annotations
@@ -168,6 +168,21 @@ def seed(pool: ConnectionPool, now: datetime, seed_value: int = 2026) -> Seeded:
                     slots.append(_slot(rng, profile, dispenser, due, t, label, day, now, absence))
                 day += timedelta(days=1)
         _write(conn, slots)
+        # The often-offline dispenser went offline before each unknown dose and came back
+        # hours later; another one's clock runs three minutes fast.
+        conn.execute(
+            "INSERT INTO dispenser_online_history (dispenser_id, at, online, source)"
+            " SELECT dispenser_id, due_at - interval '20 minutes', false, 'seed' FROM dose_slots"
+            " WHERE state = 'unknown' UNION ALL"
+            " SELECT dispenser_id, window_end + interval '3 hours', true, 'seed' FROM dose_slots"
+            " WHERE state = 'unknown'"
+        )
+        conn.execute(
+            "INSERT INTO dispenser_presence (dispenser_id, online, online_changed_at,"
+            " last_seen_at, clock_offset_s, clock_flagged, updated_at)"
+            " VALUES ('UME-1016', true, %(now)s, %(now)s, 190, true, %(now)s)",
+            {"now": now},
+        )
         rollups.refresh_all(conn, now)
     return out
 

@@ -99,15 +99,15 @@ const R = (() => {
     return el("div", { class: "kpi " + (tone || "") }, el("div", { class: "label" }, label), el("div", { class: "value" }, value), hint ? el("div", { class: "hint" }, hint) : null);
   }
   const tone = (v, threshold) => (v === null || v === undefined ? "neutral" : v >= threshold ? "ok" : v >= threshold - 5 ? "warn" : "bad");
-  function figureKpis(f, threshold) {
+  function figureKpis(f, threshold, onePatient) {
     const notTaken = f.missed + f.unknown;
     return el("div", { class: "kpis" },
       kpi(t("rep_taking"), pct(f.taking_adherence_pct), t("rep_taking_hint", { n: num(f.taken + f.taken_late), of: num(f.expected) }), tone(f.taking_adherence_pct, threshold)),
       kpi(t("rep_timing"), pct(f.timing_adherence_pct), t("rep_timing_hint", { n: num(f.taken) }), tone(f.timing_adherence_pct, threshold)),
       kpi(t("rep_cdd"), pct(f.correct_dosing_days_pct), t("rep_cdd_hint", { n: num(f.correct_dosing_days), of: num(f.monitored_days) }), tone(f.correct_dosing_days_pct, threshold)),
-      kpi(t("rep_not_taken"), num(notTaken), t("rep_not_taken_hint", { missed: num(f.missed), late: num(f.taken_late) }), notTaken ? "bad" : "ok"),
+      kpi(t("rep_not_taken"), num(notTaken), t("rep_not_taken_hint", { missed: num(f.missed), unknown: num(f.unknown), late: num(f.taken_late) }), notTaken ? "bad" : "ok"),
       kpi(t("rep_unknown"), num(f.unknown), t("rep_unknown_hint"), f.unknown ? "device" : "neutral"),
-      kpi(t("rep_expected"), num(f.expected), t("rep_expected_hint", { patients: num(f.patients), suspended: num(f.suspended) }), "neutral"));
+      kpi(t("rep_expected"), num(f.expected), onePatient ? t("rep_expected_hint_one", { suspended: num(f.suspended) }) : t("rep_expected_hint", { patients: num(f.patients), suspended: num(f.suspended) }), "neutral"));
   }
   function pctCell(v, threshold) {
     const under = v !== null && v !== undefined && v < threshold;
@@ -127,6 +127,17 @@ const R = (() => {
       el("tbody", {}, rows.map((r) => el("tr", {}, r.cells, figureCells(r.figures, threshold))),
         total ? el("tr", { class: "total" }, total.cells, figureCells(total.figures, threshold)) : null)));
   }
+  /* Patients under the threshold, compact: who, where, taking adherence and what was not taken. */
+  function underTable(rows, threshold, href, extra, extraHead) {
+    return el("div", { class: "table-wrap" }, el("table", { class: "figures" },
+      el("thead", {}, el("tr", {}, el("th", {}, t("rep_patient")), extraHead.map((h) => el("th", {}, h)),
+        ["rep_col_taking", "rep_col_missed", "rep_col_unknown", "rep_col_late"].map((k) => el("th", { class: "n" }, t(k))))),
+      el("tbody", {}, rows.map((p) => el("tr", {},
+        el("td", { class: "name" }, el("a", { href: href(p.patient_id) }, p.name)), extra(p).map((v) => el("td", {}, v)),
+        pctCell(p.figures.taking_adherence_pct, threshold),
+        el("td", { class: "n" }, num(p.figures.missed)), el("td", { class: "n " + (p.figures.unknown ? "device-note" : "zero") }, num(p.figures.unknown)),
+        el("td", { class: "n" }, num(p.figures.taken_late)))))));
+  }
   function panel(title, explain, ...body) {
     return el("section", { class: "panel" }, el("h2", {}, title), explain ? el("p", { class: "explain" }, explain) : null, ...body);
   }
@@ -145,7 +156,7 @@ const R = (() => {
     const canvas = el("canvas", { role: "img", "aria-label": summary });
     return { box: el("div", { class: "chart-box " + (cls || "") }, canvas), canvas };
   }
-  const pctAxis = (min) => ({ min, max: 100, ticks: { callback: (v) => v + " %" }, grid: { color: "#e6ebf2" } });
+  const pctAxis = (min) => ({ min, max: 100, ticks: { stepSize: 100 - min > 40 ? 10 : 100 - min > 8 ? 5 : 2, callback: (v) => v + " %" }, grid: { color: "#e6ebf2" } });
   const pctTip = { callbacks: { label: (c) => `${c.dataset.label}: ${pct(c.parsed.y ?? c.parsed.x)}` } };
 
   /* Weekly trend of taking and timing adherence with the threshold as a dashed line. */
@@ -158,8 +169,8 @@ const R = (() => {
       data: {
         labels: weekly.map((w) => `${t("rep_week_short")} ${w.week.slice(-2)}`),
         datasets: [
-          { label: t("rep_taking"), data: weekly.map((w) => w.figures.taking_adherence_pct), borderColor: colour("accent"), backgroundColor: colour("accent"), borderWidth: 3, tension: 0.25, spanGaps: true },
-          { label: t("rep_timing"), data: weekly.map((w) => w.figures.timing_adherence_pct), borderColor: colour("late"), backgroundColor: colour("late"), borderWidth: 2, tension: 0.25, spanGaps: true },
+          { label: t("rep_taking"), data: weekly.map((w) => w.figures.taking_adherence_pct), borderColor: colour("accent"), backgroundColor: colour("accent"), borderWidth: 3, tension: 0, spanGaps: true },
+          { label: t("rep_timing"), data: weekly.map((w) => w.figures.timing_adherence_pct), borderColor: colour("late"), backgroundColor: colour("late"), borderWidth: 2, tension: 0, spanGaps: true },
           { label: t("rep_threshold_line", { n: nf1.format(threshold) }), data: weekly.map(() => threshold), borderColor: colour("missed"), borderDash: [6, 4], borderWidth: 1.5, pointRadius: 0 },
         ],
       },
@@ -213,7 +224,7 @@ const R = (() => {
 
   return {
     link, periodParams, pct, num, sek, date, duration, periodText, crumbs, heading, downloads, fail,
-    kpi, tone, figureKpis, figuresTable, panel, empty, legend, trendChart, barChart, stateChart, countChart,
+    kpi, tone, figureKpis, figuresTable, underTable, panel, empty, legend, trendChart, barChart, stateChart, countChart,
     STATES, here,
   };
 })();

@@ -43,6 +43,11 @@
     const dayMark = (v) => (v === true ? el("span", { class: "day-ok", title: t("rep_day_correct") }, "✓")
       : v === false ? el("span", { class: "day-bad", title: t("rep_day_not_correct") }, "✗") : el("span", { class: "zero" }, "–"));
     const counted = cal.slots.filter((s) => s.counts).length;
+    // A day whose UTC offset differs from the day before's: the clocks changed that night.
+    const offset = new Intl.DateTimeFormat("en", { timeZone: p.timezone, timeZoneName: "longOffset" });
+    const offsetAt = (d) => offset.formatToParts(new Date(d + "T12:00:00Z")).find((x) => x.type === "timeZoneName").value;
+    const dayBefore = (d) => { const x = new Date(d + "T00:00:00Z"); x.setUTCDate(x.getUTCDate() - 1); return x.toISOString().slice(0, 10); };
+    const dst = (d) => offsetAt(d) !== offsetAt(dayBefore(d));
 
     document.getElementById("report-body").replaceChildren(
       el("section", { class: "panel" },
@@ -54,7 +59,8 @@
           el("tbody", {}, dates.map((d) => {
             const dow = new Date(d + "T00:00:00Z").getUTCDay();
             return el("tr", { class: dow === 0 || dow === 6 ? "weekend" : "" },
-              el("th", {}, weekday.format(new Date(d + "T00:00:00Z"))), el("td", {}, dayMark(correct[d])),
+              el("th", {}, weekday.format(new Date(d + "T00:00:00Z")), dst(d) ? el("span", { class: "tag dst-tag", title: t("rep_dst_title") }, t("rep_dst")) : null),
+              el("td", {}, dayMark(correct[d])),
               columns.map((c) => cell(byDay.get(d + " " + c))));
           })))) : R.empty()));
   }

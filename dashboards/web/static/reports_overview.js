@@ -35,11 +35,9 @@
     const teamCell = (r) => el("td", { class: "name" }, r.team_id === null ? teamName(r) : el("a", { href: teamHref(r.team_id) }, r.name));
     const bars = teams.filter((r) => r.team_id !== null && r.figures.expected > 0)
       .map((r) => ({ label: r.name, value: r.figures.taking_adherence_pct, id: r.team_id }));
-    const underRows = m.under_threshold.map((p) => ({
-      cells: [el("td", { class: "name" }, el("a", { href: patientHref(p.patient_id) }, p.name)),
-        el("td", {}, m.teams.find((x) => x.team_id === p.team_id)?.name || t("rep_no_team")), el("td", {}, p.district || "–")],
-      figures: p.figures,
-    }));
+    const teamOf = (id) => m.teams.find((x) => x.team_id === id)?.name || t("rep_no_team");
+    const under = R.underTable(m.under_threshold, th, patientHref, (p) => [teamOf(p.team_id), p.district || "–"],
+      [t("rep_team"), t("rep_district")]);
 
     document.getElementById("report-body").replaceChildren(
       R.figureKpis(m.figures, th),
@@ -52,7 +50,7 @@
           { cells: [el("td", {}, t("rep_municipality")), el("td", { class: "n" }, num(m.figures.patients))], figures: m.figures })),
       el("div", { class: "grid-2" },
         panel(t("rep_under", { n: pct(th) }), t("rep_under_explain"),
-          underRows.length ? R.figuresTable([t("rep_patient"), t("rep_team"), t("rep_district")], underRows, th) : empty("rep_none_under")),
+          m.under_threshold.length ? under : empty("rep_none_under")),
         RS.economics(eco)),
       RS.alarms(alarms),
       panel(t("rep_districts"), null, m.districts.length

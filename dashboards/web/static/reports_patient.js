@@ -24,7 +24,10 @@
     const days = r.daily;
     const doseRows = r.doses.map((d) => ({ cells: [el("td", {}, d.local_time), el("td", {}, d.label || "–")], figures: d.figures }));
     document.getElementById("report-body").replaceChildren(
-      R.figureKpis(r.figures, th),
+      R.figureKpis(r.figures, th, true),
+      r.figures.taking_adherence_pct !== null && r.figures.taking_adherence_pct < th
+        ? el("p", { class: "report-note under-mark" }, t("rep_patient_under", { v: pct(r.figures.taking_adherence_pct), n: pct(th) })) : null,
+      r.figures.unknown ? el("p", { class: "report-note device-note" }, t("rep_unknown_note", { n: num(r.figures.unknown) })) : null,
       el("p", { class: "actions-row" },
         el("a", { class: "button-link primary", href: calendarHref }, "▦ ", t("rep_open_calendar")), " ",
         el("a", { class: "button-link", href: `/patients/${id}` }, t("rep_open_record"))),
@@ -38,10 +41,7 @@
       el("div", { class: "grid-2 even" },
         panel(t("rep_by_dose_time"), t("rep_by_dose_time_explain"), doseRows.length
           ? R.figuresTable([t("rep_dose_time"), t("rep_label")], doseRows, th) : empty()),
-        panel(t("rep_trend"), t("rep_trend_explain"), r.weekly.length ? R.trendChart(r.weekly, th, t("rep_trend")) : empty())),
-      r.figures.unknown ? el("p", { class: "report-note device-note" }, t("rep_unknown_note", { n: num(r.figures.unknown) })) : null,
-      r.figures.taking_adherence_pct !== null && r.figures.taking_adherence_pct < th
-        ? el("p", { class: "report-note under-mark" }, t("rep_patient_under", { v: pct(r.figures.taking_adherence_pct), n: pct(th) })) : null);
+        panel(t("rep_trend"), t("rep_trend_explain"), r.weekly.length ? R.trendChart(r.weekly, th, t("rep_trend")) : empty())));
   }
 
   document.addEventListener("DOMContentLoaded", () => load().catch(R.fail));

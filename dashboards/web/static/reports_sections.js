@@ -66,7 +66,7 @@ const RS = (() => {
       : empty("rep_none_late");
     const devices = ins.devices.length ? el("ul", { class: "insight-list" }, ins.devices.map((r) => el("li", {}, el("strong", {}, r.dispenser_id), " · ", who(r),
       r.reasons.map((k) => el("span", { class: "tag device" }, t("rep_reason_" + k))),
-      el("span", { class: "evidence" }, t("rep_device_evidence", { offline: num(r.offline_periods), unknown: num(r.unknown_slots), replayed: num(r.replayed_events), clock: r.clock_offset_s === null ? "–" : num(r.clock_offset_s) })))))
+      el("span", { class: "evidence" }, t("rep_device_evidence", { offline: num(r.offline_periods), unknown: num(r.unknown_slots), replayed: num(r.replayed_events), clock: r.clock_offset_s === null ? "–" : t("rep_seconds", { n: num(r.clock_offset_s) }) })))))
       : empty("rep_none_devices");
     return el("div", { class: "grid-3" },
       panel(t("rep_falling"), t("rep_falling_explain"), falling),

@@ -56,18 +56,15 @@
         panel(t("rep_trend"), t("rep_trend_explain"), r.weekly.length ? R.trendChart(r.weekly, th, t("rep_trend")) : empty()),
         panel(t("rep_lowest_patients"), t("rep_click_patient"), bars.length
           ? R.barChart(bars, th, t("rep_lowest_patients"), (row) => location.assign(patientHref(row.id))) : empty())),
-      el("div", { class: "grid-2" },
-        panel(t("rep_patients_title", { n: num(patients.length) }), null, patientRows.length
-          ? R.figuresTable([t("rep_patient"), t("rep_district")], patientRows, th,
-            { cells: [el("td", {}, district || t("rep_team")), el("td", {}, "")], figures: r.figures })
-          : empty()),
-        el("div", {},
-          panel(t("rep_under", { n: pct(th) }), t("rep_under_explain"), r.under_threshold.length
-            ? el("ul", { class: "insight-list" }, r.under_threshold.map((p) => el("li", {},
-              el("a", { href: patientHref(p.patient_id) }, p.name), " ", el("strong", { class: "under-mark" }, pct(p.figures.taking_adherence_pct)),
-              el("span", { class: "evidence" }, t("rep_under_line", { missed: num(p.figures.missed), unknown: num(p.figures.unknown), late: num(p.figures.taken_late) })))))
-            : empty("rep_none_under")),
-          districtRows.length > 1 || district ? panel(t("rep_districts"), null, R.figuresTable([t("rep_district"), t("rep_patients")], districtRows, th)) : null)),
+      panel(t("rep_patients_title", { n: num(patients.length) }), t("rep_patients_explain"), patientRows.length
+        ? R.figuresTable([t("rep_patient"), t("rep_district")], patientRows, th,
+          { cells: [el("td", {}, district || r.team.name), el("td", {}, "")], figures: r.figures })
+        : empty()),
+      panel(t("rep_under", { n: pct(th) }), t("rep_under_explain"), r.under_threshold.length
+        ? R.underTable(r.under_threshold, th, patientHref, (p) => [p.district || "–"], [t("rep_district")])
+        : empty("rep_none_under")),
+      panel(t("rep_districts"), null, districtRows.length
+        ? R.figuresTable([t("rep_district"), t("rep_patients")], districtRows, th) : empty()),
       RS.alarms(alarms),
       eco ? RS.economics(eco) : null,
       el("h2", { class: "section-title" }, t("rep_insights"), " ", el("span", { class: "tag" }, t("rep_as_of", { day: R.date(ins.as_of) }))),
