@@ -15,10 +15,20 @@ from fastapi.responses import Response
 
 Decimal = Literal["comma", "point"]
 FIGURE_COLUMNS = (
-    "expected", "taken", "taken_late", "missed", "unknown", "suspended", "pending",
-    "taking_adherence_pct", "timing_adherence_pct", "correct_dosing_days", "monitored_days",
-    "correct_dosing_days_pct", "patients",
-)  # fmt: skip
+    "expected",
+    "taken",
+    "taken_late",
+    "missed",
+    "unknown",
+    "suspended",
+    "pending",
+    "taking_adherence_pct",
+    "timing_adherence_pct",
+    "correct_dosing_days",
+    "monitored_days",
+    "correct_dosing_days_pct",
+    "patients",
+)
 DURATION_COLUMNS = ("count", "median_s", "p90_s")
 
 
@@ -71,7 +81,7 @@ def response(rows: Iterable[dict[str, Any]], filename: str, decimal: Decimal) ->
     )
 
 
-CSV_DOC = {
+CSV_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"text/csv": {"schema": {"type": "string"}}},
         "description": "UTF-8 with a BOM, ';' as the separator, decimal comma (decimal=point:"

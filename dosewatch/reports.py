@@ -28,21 +28,31 @@ def _hhmm(t: time | None) -> str | None:
 
 def _weekly(period: Period, by_week: dict[date, Figures]) -> list[Json]:
     return [
-        {"week": iso_week(monday), "week_start": monday.isoformat(),
-         "figures": by_week.get(monday, EMPTY).as_dict()}  # fmt: skip
+        {
+            "week": iso_week(monday),
+            "week_start": monday.isoformat(),
+            "figures": by_week.get(monday, EMPTY).as_dict(),
+        }
         for monday in weeks(period)
     ]
 
 
 def _patient_row(info: sql.PatientInfo, figs: Figures) -> Json:
-    return {"patient_id": info.patient_id, "name": info.name, "team_id": info.team_id,
-            "district": info.district, "figures": figs.as_dict()}  # fmt: skip
+    return {
+        "patient_id": info.patient_id,
+        "name": info.name,
+        "team_id": info.team_id,
+        "district": info.district,
+        "figures": figs.as_dict(),
+    }
 
 
 def _under(
     people: dict[int, sql.PatientInfo], figs: dict[int, Figures], threshold: float
 ) -> list[Json]:
-    rows = [(f, people[p]) for p, f in figs.items() if p in people and under_threshold(f, threshold)]
+    rows = [
+        (f, people[p]) for p, f in figs.items() if p in people and under_threshold(f, threshold)
+    ]
     rows.sort(key=lambda r: (r[0].counts.taken_any / r[0].expected, r[1].name))
     return [_patient_row(info, f) for f, info in rows]
 
@@ -52,15 +62,26 @@ def municipality(conn: DbConn, period: Period, threshold: float, now: datetime) 
     g = sql.grouped(conn, period.start, period.end, sql.Scope())
     names = sql.teams(conn)
     people = sql.patients(conn, sql.Scope())
-    teams = [{"team_id": t, "name": n, "figures": g.teams.get(t, EMPTY).as_dict()}
-             for t, n in names.items()]  # fmt: skip
+    teams = [
+        {"team_id": t, "name": n, "figures": g.teams.get(t, EMPTY).as_dict()}
+        for t, n in names.items()
+    ]
     if None in g.teams:
         teams.append({"team_id": None, "name": None, "figures": g.teams[None].as_dict()})
     districts = [
-        {"team_id": t, "team_name": names.get(t) if t is not None else None, "district": d,
-         "figures": f.as_dict()}  # fmt: skip
-        for (t, d), f in sorted(g.districts.items(), key=lambda kv: (
-            names.get(kv[0][0], "") if kv[0][0] is not None else "~", kv[0][1] or "~"))
+        {
+            "team_id": t,
+            "team_name": names.get(t) if t is not None else None,
+            "district": d,
+            "figures": f.as_dict(),
+        }
+        for (t, d), f in sorted(
+            g.districts.items(),
+            key=lambda kv: (
+                names.get(kv[0][0], "") if kv[0][0] is not None else "~",
+                kv[0][1] or "~",
+            ),
+        )
     ]
     return {
         "period": period.as_dict(),
@@ -74,9 +95,15 @@ def municipality(conn: DbConn, period: Period, threshold: float, now: datetime) 
 
 
 def team(
-    conn: DbConn, team_id: int, team_name: str, period: Period, threshold: float, now: datetime,
-    district: str | None = None, by_district: bool = False,
-) -> Json:  # fmt: skip
+    conn: DbConn,
+    team_id: int,
+    team_name: str,
+    period: Period,
+    threshold: float,
+    now: datetime,
+    district: str | None = None,
+    by_district: bool = False,
+) -> Json:
     rollups.refresh(conn, now)
     scope = sql.Scope(team_id=team_id, district=district, by_district=by_district)
     g = sql.grouped(conn, period.start, period.end, scope)
@@ -86,12 +113,14 @@ def team(
         "threshold_pct": threshold,
         "team": {"team_id": team_id, "name": team_name},
         "figures": g.total.as_dict(),
-        "districts": [{"district": d, "figures": f.as_dict()}
-                      for (_, d), f in sorted(g.districts.items(), key=lambda kv: kv[0][1] or "~")],
+        "districts": [
+            {"district": d, "figures": f.as_dict()}
+            for (_, d), f in sorted(g.districts.items(), key=lambda kv: kv[0][1] or "~")
+        ],
         "weekly": _weekly(period, g.weeks),
         "patients": [_patient_row(info, g.patients.get(p, EMPTY)) for p, info in people.items()],
         "under_threshold": _under(people, g.patients, threshold),
-    }  # fmt: skip
+    }
     if by_district:
         out["district"] = district
     return out
@@ -105,22 +134,42 @@ def patient(conn: DbConn, info: sql.PatientInfo, period: Period, now: datetime) 
     for i in range(period.days):
         day = period.start + timedelta(days=i)
         c = days.get(day, DayCounts())
-        daily.append({"date": day.isoformat(), "taken": c.taken, "taken_late": c.taken_late,
-                      "missed": c.missed, "unknown": c.unknown, "suspended": c.suspended,
-                      "pending": c.pending, "expected": c.expected,
-                      "correct": c.correct if c.monitored else None})  # fmt: skip
+        daily.append(
+            {
+                "date": day.isoformat(),
+                "taken": c.taken,
+                "taken_late": c.taken_late,
+                "missed": c.missed,
+                "unknown": c.unknown,
+                "suspended": c.suspended,
+                "pending": c.pending,
+                "expected": c.expected,
+                "correct": c.correct if c.monitored else None,
+            }
+        )
     doses = [
-        {"local_time": _hhmm(lt), "label": label,
-         "figures": Figures(c, correct, monitored, 1 if c.expected or c.pending or c.suspended
-                            else 0).as_dict()}  # fmt: skip
+        {
+            "local_time": _hhmm(lt),
+            "label": label,
+            "figures": Figures(
+                c, correct, monitored, 1 if c.expected or c.pending or c.suspended else 0
+            ).as_dict(),
+        }
         for lt, label, c, monitored, correct in slot_sql.per_dose(
-            conn, info.patient_id, period.start, period.end)
+            conn, info.patient_id, period.start, period.end
+        )
     ]
     return {
         "period": period.as_dict(),
-        "patient": {"patient_id": info.patient_id, "name": info.name, "team_id": info.team_id,
-                    "team_name": info.team_name, "district": info.district,
-                    "timezone": info.timezone, "dispensers": info.dispensers},  # fmt: skip
+        "patient": {
+            "patient_id": info.patient_id,
+            "name": info.name,
+            "team_id": info.team_id,
+            "team_name": info.team_name,
+            "district": info.district,
+            "timezone": info.timezone,
+            "dispensers": info.dispensers,
+        },
         "figures": g.total.as_dict(),
         "weekly": _weekly(period, g.weeks),
         "daily": daily,
@@ -134,11 +183,20 @@ def calendar(conn: DbConn, patient_id: int, period: Period) -> Json:
         "period": period.as_dict(),
         "patient_id": patient_id,
         "slots": [
-            {"slot_id": s.slot_id, "dispenser_id": s.dispenser_id, "date": s.date.isoformat(),
-             "local_time": _hhmm(s.local_time), "label": s.label, "due_at": s.due_at,
-             "window_end": s.window_end, "state": s.state, "counted_as": s.counted_as,
-             "taken_received_at": s.taken_received_at, "taken_occurred_at": s.taken_occurred_at,
-             "counts": s.counted_as not in ("suspended", "pending")}  # fmt: skip
+            {
+                "slot_id": s.slot_id,
+                "dispenser_id": s.dispenser_id,
+                "date": s.date.isoformat(),
+                "local_time": _hhmm(s.local_time),
+                "label": s.label,
+                "due_at": s.due_at,
+                "window_end": s.window_end,
+                "state": s.state,
+                "counted_as": s.counted_as,
+                "taken_received_at": s.taken_received_at,
+                "taken_occurred_at": s.taken_occurred_at,
+                "counts": s.counted_as not in ("suspended", "pending"),
+            }
             for s in slots
         ],
     }
@@ -158,11 +216,18 @@ def insights_report(
     for pid, (counts, _) in recent.items():
         fall = insights.falling(counts, before.get(pid, (DayCounts(), 0))[0])
         if fall and pid in people:
-            falling.append({"patient_id": pid, "name": people[pid].name,
-                            "team_id": people[pid].team_id, "recent_pct": fall.recent_pct,
-                            "before_pct": fall.before_pct, "change_pp": fall.change_pp,
-                            "recent_expected": counts.expected,
-                            "before_expected": before[pid][0].expected})  # fmt: skip
+            falling.append(
+                {
+                    "patient_id": pid,
+                    "name": people[pid].name,
+                    "team_id": people[pid].team_id,
+                    "recent_pct": fall.recent_pct,
+                    "before_pct": fall.before_pct,
+                    "change_pp": fall.change_pp,
+                    "recent_expected": counts.expected,
+                    "before_expected": before[pid][0].expected,
+                }
+            )
     falling.sort(key=lambda r: (r["change_pp"], r["name"]))
     habit_start = as_of - timedelta(days=insights.HABIT_DAYS - 1)
     late = []
@@ -171,29 +236,48 @@ def insights_report(
         if habit and dose.patient_id in people:
             due = _hhmm(dose.local_time)
             take = _hhmm(habit.median_take_time)
-            late.append({
-                "patient_id": dose.patient_id, "name": people[dose.patient_id].name,
-                "dispenser_id": dose.dispenser_id, "local_time": due, "label": dose.label,
-                "takes": habit.takes, "late": habit.late, "median_take_time": take,
-                "median_delay_min": habit.median_delay_min,
-                "suggested_time": _hhmm(habit.suggested_time),
-                "evidence": f"{habit.late} of {habit.takes} doses due {due} taken after the"
-                            f" window; median {take}",
-            })  # fmt: skip
+            late.append(
+                {
+                    "patient_id": dose.patient_id,
+                    "name": people[dose.patient_id].name,
+                    "dispenser_id": dose.dispenser_id,
+                    "local_time": due,
+                    "label": dose.label,
+                    "takes": habit.takes,
+                    "late": habit.late,
+                    "median_take_time": take,
+                    "median_delay_min": habit.median_delay_min,
+                    "suggested_time": _hhmm(habit.suggested_time),
+                    "evidence": f"{habit.late} of {habit.takes} doses due {due} taken after the"
+                    f" window; median {take}",
+                }
+            )
     tz = ZoneInfo(timezone)
     since = datetime.combine(habit_start, time(), tz)
     until = datetime.combine(as_of + timedelta(days=1), time(), tz)
     devices = []
     for d in slot_sql.device_counts(conn, since, until, habit_start, as_of, scope):
-        reasons = insights.device_reasons(d.offline_periods, d.unknown_slots,
-                                          d.replayed_events, d.clock_flagged)  # fmt: skip
+        reasons = insights.device_reasons(
+            d.offline_periods, d.unknown_slots, d.replayed_events, d.clock_flagged
+        )
         if reasons:
-            devices.append({"dispenser_id": d.dispenser_id, "patient_id": d.patient_id,
-                            "name": people[d.patient_id].name if d.patient_id in people else "",
-                            "offline_periods": d.offline_periods,
-                            "unknown_slots": d.unknown_slots,
-                            "replayed_events": d.replayed_events,
-                            "clock_offset_s": d.clock_offset_s,
-                            "clock_flagged": d.clock_flagged, "reasons": reasons})  # fmt: skip
-    return {"as_of": as_of.isoformat(), "team_id": team_id, "falling": falling,
-            "habitually_late": late, "devices": devices}  # fmt: skip
+            devices.append(
+                {
+                    "dispenser_id": d.dispenser_id,
+                    "patient_id": d.patient_id,
+                    "name": people[d.patient_id].name if d.patient_id in people else "",
+                    "offline_periods": d.offline_periods,
+                    "unknown_slots": d.unknown_slots,
+                    "replayed_events": d.replayed_events,
+                    "clock_offset_s": d.clock_offset_s,
+                    "clock_flagged": d.clock_flagged,
+                    "reasons": reasons,
+                }
+            )
+    return {
+        "as_of": as_of.isoformat(),
+        "team_id": team_id,
+        "falling": falling,
+        "habitually_late": late,
+        "devices": devices,
+    }

@@ -18,14 +18,20 @@ from dosewatch.reports import Json
 def _bounds(period: Period, timezone: str) -> tuple[datetime, datetime]:
     """The period's instants in the municipality's time zone (alarms have no patient day)."""
     tz = ZoneInfo(timezone)
-    return (datetime.combine(period.start, time(), tz),
-            datetime.combine(period.end + timedelta(days=1), time(), tz))  # fmt: skip
+    return (
+        datetime.combine(period.start, time(), tz),
+        datetime.combine(period.end + timedelta(days=1), time(), tz),
+    )
 
 
 def _group(g: af.Group) -> Json:
-    return {"key": g.key, "label": g.label, "alarms": g.alarms,
-            "time_to_acknowledge": asdict(g.time_to_acknowledge),
-            "time_to_resolve": asdict(g.time_to_resolve)}  # fmt: skip
+    return {
+        "key": g.key,
+        "label": g.label,
+        "alarms": g.alarms,
+        "time_to_acknowledge": asdict(g.time_to_acknowledge),
+        "time_to_resolve": asdict(g.time_to_resolve),
+    }
 
 
 def alarms_report(
@@ -34,8 +40,9 @@ def alarms_report(
     rollups.refresh(conn, now)
     since, until = _bounds(period, timezone)
     facts = alarm_sql.alarm_facts(conn, since, until, team_id)
-    patient_days = sql.grouped(conn, period.start, period.end,
-                               sql.Scope(team_id=team_id)).total.monitored_days  # fmt: skip
+    patient_days = sql.grouped(
+        conn, period.start, period.end, sql.Scope(team_id=team_id)
+    ).total.monitored_days
     names = sql.teams(conn)
     total = af.overall(facts)
     outcomes: dict[str, int] = {}
@@ -43,11 +50,16 @@ def alarms_report(
         if a.outcome:
             outcomes[a.outcome] = outcomes.get(a.outcome, 0) + 1
     by_team = af.group_by(
-        facts, lambda a: "" if a.team_id is None else str(a.team_id),
+        facts,
+        lambda a: "" if a.team_id is None else str(a.team_id),
         lambda k: names.get(int(k), k) if k else "—",
-    )  # fmt: skip
-    by_shift = af.group_by(facts, lambda a: af.shift_of(a.opened_at, timezone),
-                           lambda k: af.SHIFT_LABELS[k], af.SHIFT_ORDER)  # fmt: skip
+    )
+    by_shift = af.group_by(
+        facts,
+        lambda a: af.shift_of(a.opened_at, timezone),
+        lambda k: af.SHIFT_LABELS[k],
+        af.SHIFT_ORDER,
+    )
     return {
         "period": period.as_dict(),
         "team_id": team_id,

@@ -58,9 +58,8 @@ def runtime(
             db_url = pg.start()
             stack.callback(pg.stop)
         check_database(db_url)
-        mode = migrate(
-            db_url, timescale=settings.storage != "postgresql", policy=policy_from_settings(settings)
-        )
+        plain = settings.storage == "postgresql"
+        mode = migrate(db_url, timescale=not plain, policy=policy_from_settings(settings))
         mqtt_url = settings.mqtt
         embedded = need_mqtt and mqtt_url is None
         if embedded:

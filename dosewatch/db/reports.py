@@ -81,15 +81,17 @@ class Grouped:
 
 def to_figures(row: dict[str, Any]) -> Figures:
     counts = DayCounts(**{c: int(row[c] or 0) for c in COLUMNS})
-    return Figures(counts, int(row["correct_days"]), int(row["monitored_days"]),
-                   int(row["patients"]))  # fmt: skip
+    return Figures(
+        counts, int(row["correct_days"]), int(row["monitored_days"]), int(row["patients"])
+    )
 
 
 def grouped(conn: DbConn, start: date, end: date, scope: Scope) -> Grouped:
     """Every grouping of the period's patient-days within ``scope``, from one scan."""
     params = {"start": start, "end": end, **scope.params()}
-    out = Grouped(total=Figures(DayCounts(), 0, 0, 0), teams={}, districts={}, weeks={},
-                  patients={})  # fmt: skip
+    out = Grouped(
+        total=Figures(DayCounts(), 0, 0, 0), teams={}, districts={}, weeks={}, patients={}
+    )
     for row in conn.execute(_GROUPED, params).fetchall():
         figs = to_figures(row)
         if row["g_team"] and row["g_week"] and row["g_patient"]:
@@ -159,8 +161,15 @@ def patients(conn: DbConn, scope: Scope) -> dict[int, PatientInfo]:
         scope.params(),
     ).fetchall()
     return {
-        r["id"]: PatientInfo(r["id"], r["name"], r["team_id"], r["team_name"], r["district"],
-                             r["timezone"], list(r["dispensers"]))  # fmt: skip
+        r["id"]: PatientInfo(
+            r["id"],
+            r["name"],
+            r["team_id"],
+            r["team_name"],
+            r["district"],
+            r["timezone"],
+            list(r["dispensers"]),
+        )
         for r in rows
     }
 

@@ -53,9 +53,19 @@ def calendar(conn: DbConn, patient_id: int, start: date, end: date) -> list[Cale
         {"patient": patient_id, "start": start, "end": end},
     ).fetchall()
     return [
-        CalendarSlot(r["id"], r["dispenser_id"], r["day"], r["local_time"], r["label"],
-                     r["due_at"], r["window_end"], r["state"], r["counted"], r["received_at"],
-                     r["occurred_at"])  # fmt: skip
+        CalendarSlot(
+            r["id"],
+            r["dispenser_id"],
+            r["day"],
+            r["local_time"],
+            r["label"],
+            r["due_at"],
+            r["window_end"],
+            r["state"],
+            r["counted"],
+            r["received_at"],
+            r["occurred_at"],
+        )
         for r in rows
     ]
 
@@ -108,9 +118,13 @@ def take_delays(conn: DbConn, start: date, end: date, scope: Scope) -> list[Dose
         {"start": start, "end": end, **scope.params()},
     ).fetchall()
     return [
-        DoseTakes(r["patient_id"], r["dispenser_id"], r["lt"], r["label"],
-                  [(float(m), bool(late)) for m, late in zip(r["delays"], r["late"],
-                                                              strict=True)])  # fmt: skip
+        DoseTakes(
+            r["patient_id"],
+            r["dispenser_id"],
+            r["lt"],
+            r["label"],
+            [(float(m), bool(late)) for m, late in zip(r["delays"], r["late"], strict=True)],
+        )
         for r in rows
     ]
 
@@ -147,7 +161,14 @@ def device_counts(
         {"since": since, "until": until, "start": start, "end": end, **scope.params()},
     ).fetchall()
     return [
-        DeviceCounts(r["id"], r["patient_id"], r["offline"], r["unknown"], r["replayed"],
-                     r["clock_offset_s"], r["clock_flagged"])  # fmt: skip
+        DeviceCounts(
+            r["id"],
+            r["patient_id"],
+            r["offline"],
+            r["unknown"],
+            r["replayed"],
+            r["clock_offset_s"],
+            r["clock_flagged"],
+        )
         for r in rows
     ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import psycopg.rows
@@ -65,11 +66,16 @@ WITH claimed AS (
     FROM claimed c
     JOIN dispensers d ON d.id = c.dispenser_id
     -- a local day lies within a UTC day either side; the index narrows, the zone decides
-    LEFT JOIN LATERAL {SLOTS_SQL.format(where=(
-        "WHERE s.dispenser_id = c.dispenser_id"
-        " AND s.due_at >= (c.local_date - 2)::timestamp AT TIME ZONE 'UTC'"
-        " AND s.due_at < (c.local_date + 2)::timestamp AT TIME ZONE 'UTC'"
-        f" AND {LOCAL_DAY_SQL} = c.local_date"))} ON true
+    LEFT JOIN LATERAL {
+    SLOTS_SQL.format(
+        where=(
+            "WHERE s.dispenser_id = c.dispenser_id"
+            " AND s.due_at >= (c.local_date - 2)::timestamp AT TIME ZONE 'UTC'"
+            " AND s.due_at < (c.local_date + 2)::timestamp AT TIME ZONE 'UTC'"
+            f" AND {LOCAL_DAY_SQL} = c.local_date"
+        )
+    )
+} ON true
     GROUP BY c.dispenser_id, c.local_date, d.patient_id
 ), upserted AS (
     INSERT INTO adherence_daily (dispenser_id, local_date, patient_id, {_LIST}, refreshed_at)
@@ -131,10 +137,10 @@ def backlog(conn: DbConn) -> int:
     return int(_scalar(conn, "SELECT count(*) FROM adherence_dirty", ()) or 0)
 
 
-def _scalar(conn: DbConn, sql: str, params: object) -> object:
+def _scalar(conn: DbConn, sql: str, params: Any) -> Any:
     """The first column of the first row, whatever the connection's row factory."""
     with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        cur.execute(sql, params)  # type: ignore[arg-type]
+        cur.execute(sql, params)
         row = cur.fetchone()
     return None if row is None else row[0]
 

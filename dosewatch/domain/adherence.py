@@ -186,7 +186,9 @@ def rollup(slots: Iterable[Slot]) -> dict[tuple[str, date], DayCounts]:
     days: dict[tuple[str, date], DayCounts] = {}
     for slot in slots:
         key = (slot.dispenser_id, local_day(slot.due_at, slot.timezone))
-        days[key] = days.get(key, DayCounts()) + DayCounts.of(counted_state(slot.state, slot.in_absence))
+        days[key] = days.get(key, DayCounts()) + DayCounts.of(
+            counted_state(slot.state, slot.in_absence)
+        )
     return days
 
 

@@ -64,16 +64,30 @@ def _doses(*times: str, window: int = 45) -> list[dict[str, object]]:
     return [{"time": t, "window_min": window} for t in times]
 
 
-def _patient(pool: ConnectionPool, name: str, team: int, district: str | None, d: str,
-             doses: list[dict[str, object]]) -> int:  # fmt: skip
+def _patient(
+    pool: ConnectionPool,
+    name: str,
+    team: int,
+    district: str | None,
+    d: str,
+    doses: list[dict[str, object]],
+) -> int:
     with pool.connection() as conn, conn.transaction():
         p = registry.create_patient(conn, name=name, phone="+4690000000", address=None, note=None)
-        conn.execute("UPDATE patients SET team_id = %s, district = %s WHERE id = %s",
-                     (team, district, p["id"]))  # fmt: skip
+        conn.execute(
+            "UPDATE patients SET team_id = %s, district = %s WHERE id = %s",
+            (team, district, p["id"]),
+        )
         registry.create_dispenser(conn, dispenser_id=d, patient_id=p["id"])
-        schedule_sql.save_schedule(conn, d, timezone="Europe/Stockholm", doses=doses,
-                                   valid_from=date(2026, 9, 30), now=START - timedelta(days=1),
-                                   effective_from=START - timedelta(days=1))  # fmt: skip
+        schedule_sql.save_schedule(
+            conn,
+            d,
+            timezone="Europe/Stockholm",
+            doses=doses,
+            valid_from=date(2026, 9, 30),
+            now=START - timedelta(days=1),
+            effective_from=START - timedelta(days=1),
+        )
         schedule_sql.plan_dispenser(conn, d, START, END)
         return int(p["id"])
 
@@ -89,7 +103,8 @@ def _slots(pool: ConnectionPool) -> list[dict[str, object]]:
     with pool.connection() as conn:
         return conn.execute(  # type: ignore[return-value]
             "SELECT dispenser_id, due_at, window_end FROM dose_slots"
-            " WHERE due_at >= %s AND due_at < %s ORDER BY window_end", (START, END)
+            " WHERE due_at >= %s AND due_at < %s ORDER BY window_end",
+            (START, END),
         ).fetchall()
 
 
@@ -97,16 +112,19 @@ def _slots(pool: ConnectionPool) -> list[dict[str, object]]:
 def month(pool: ConnectionPool) -> Iterator[tuple[TestClient, FakeClock, dict[str, int]]]:
     clock = FakeClock(START - timedelta(hours=1))
     with pool.connection() as conn, conn.transaction():
-        east = conn.execute("INSERT INTO teams (name, created_at) VALUES ('Öst', now())"
-                            " RETURNING id").fetchone()["id"]  # fmt: skip
-        west = conn.execute("INSERT INTO teams (name, created_at) VALUES ('Väst', now())"
-                            " RETURNING id").fetchone()["id"]  # fmt: skip
+        east = conn.execute(
+            "INSERT INTO teams (name, created_at) VALUES ('Öst', now()) RETURNING id"
+        ).fetchone()["id"]
+        west = conn.execute(
+            "INSERT INTO teams (name, created_at) VALUES ('Väst', now()) RETURNING id"
+        ).fetchone()["id"]
     ids = {
         "A": _patient(pool, "Astrid", east, "Haga", "FIX-A", _doses("08:00", "20:00")),
         "B": _patient(pool, "Bertil", east, "Berga", "FIX-B", _doses("08:00", "14:00", "20:00")),
         "C": _patient(pool, "Cecilia", west, None, "FIX-C", _doses("08:00", "23:30", window=60)),
-        "east": east, "west": west,
-    }  # fmt: skip
+        "east": east,
+        "west": west,
+    }
     client = TestClient(create_app(pool, clock))
     client.headers.update(bearer(pool, "admin"))
     _live_through_the_month(pool, clock, client)
@@ -124,8 +142,14 @@ def _live_through_the_month(pool: ConnectionPool, clock: FakeClock, client: Test
     _live(pool, clock, seq, START, local(11, 10))
     # The nurse records the hospital stay afterwards, through the API.
     clock.set(local(11, 10))
-    r = client.post("/api/v1/dispensers/FIX-B/absences", json={
-        "starts_at": rfc3339(HOSPITAL[0]), "ends_at": rfc3339(HOSPITAL[1]), "reason": "hospital"})
+    r = client.post(
+        "/api/v1/dispensers/FIX-B/absences",
+        json={
+            "starts_at": rfc3339(HOSPITAL[0]),
+            "ends_at": rfc3339(HOSPITAL[1]),
+            "reason": "hospital",
+        },
+    )
     assert r.status_code == 201, r.text
     _top_up(pool, clock.now())
     _live(pool, clock, seq, local(11, 10), local(14, 12))
@@ -133,9 +157,14 @@ def _live_through_the_month(pool: ConnectionPool, clock: FakeClock, client: Test
     clock.set(local(14, 12))
     with pool.connection() as conn, conn.transaction():
         schedule_sql.save_schedule(
-            conn, "FIX-C", timezone="Europe/Stockholm",
+            conn,
+            "FIX-C",
+            timezone="Europe/Stockholm",
             doses=_doses("08:00", "13:00", "23:30", window=60),
-            valid_from=date(2026, 10, 16), now=clock.now(), effective_from=local(16, 0))
+            valid_from=date(2026, 10, 16),
+            now=clock.now(),
+            effective_from=local(16, 0),
+        )
         schedule_sql.replan(conn, "FIX-C", clock.now(), END, since=local(16, 0))
     _live(pool, clock, seq, local(14, 12), OFFLINE[1])
     # Bertil's dispenser is back and replays what it buffered, a day late.
@@ -143,13 +172,18 @@ def _live_through_the_month(pool: ConnectionPool, clock: FakeClock, client: Test
     _write(pool, f"{_base('FIX-B')}/online", b"1", OFFLINE[1])
     for due, took in ((local(20, 8), local(20, 8, 10)), (local(20, 20), local(20, 20, 5))):
         seq["FIX-B"] += 1
-        _write(pool, f"{_base('FIX-B')}/events",
-               event("FIX-B", seq["FIX-B"], "dose_taken", took, dose_due_at=due), OFFLINE[1])
+        _write(
+            pool,
+            f"{_base('FIX-B')}/events",
+            event("FIX-B", seq["FIX-B"], "dose_taken", took, dose_due_at=due),
+            OFFLINE[1],
+        )
     _live(pool, clock, seq, OFFLINE[1], END + timedelta(hours=2))
 
 
-def _live(pool: ConnectionPool, clock: FakeClock, seq: dict[str, int], after: datetime,
-          until: datetime) -> None:  # fmt: skip
+def _live(
+    pool: ConnectionPool, clock: FakeClock, seq: dict[str, int], after: datetime, until: datetime
+) -> None:
     for slot in _slots(pool):
         d, due, end = str(slot["dispenser_id"]), slot["due_at"], slot["window_end"]
         assert isinstance(due, datetime) and isinstance(end, datetime)
@@ -157,8 +191,14 @@ def _live(pool: ConnectionPool, clock: FakeClock, seq: dict[str, int], after: da
             _live_slot(pool, clock, d, due, end, seq)
 
 
-def _live_slot(pool: ConnectionPool, clock: FakeClock, d: str, due: datetime, end: datetime,
-               seq: dict[str, int]) -> None:  # fmt: skip
+def _live_slot(
+    pool: ConnectionPool,
+    clock: FakeClock,
+    d: str,
+    due: datetime,
+    end: datetime,
+    seq: dict[str, int],
+) -> None:
     """One slot's life: its take (if any), a heartbeat, the sweep at its window's end."""
     not_taken, late, offline = NOT_TAKEN, LATE, OFFLINE
     is_offline = d == "FIX-B" and offline[0] <= end < offline[1]
@@ -171,8 +211,12 @@ def _live_slot(pool: ConnectionPool, clock: FakeClock, d: str, due: datetime, en
     if taken_at is not None and not is_offline and not in_hospital and taken_at <= end:
         seq[d] += 1
         clock.set(max(clock.now(), taken_at))
-        _write(pool, f"{_base(d)}/events",
-               event(d, seq[d], "dose_taken", taken_at, dose_due_at=due), taken_at)  # fmt: skip
+        _write(
+            pool,
+            f"{_base(d)}/events",
+            event(d, seq[d], "dose_taken", taken_at, dose_due_at=due),
+            taken_at,
+        )
     if not is_offline:
         hb = json.dumps({"v": 1, "dispenser_id": d, "at": rfc3339(end - timedelta(minutes=1))})
         _write(pool, f"{_base(d)}/status", hb.encode(), end - timedelta(minutes=1))
@@ -181,14 +225,30 @@ def _live_slot(pool: ConnectionPool, clock: FakeClock, d: str, due: datetime, en
     if taken_at is not None and taken_at > end and not is_offline:  # taken after the window
         seq[d] += 1
         clock.set(taken_at)
-        _write(pool, f"{_base(d)}/events",
-               event(d, seq[d], "dose_taken", taken_at, dose_due_at=due), taken_at)  # fmt: skip
+        _write(
+            pool,
+            f"{_base(d)}/events",
+            event(d, seq[d], "dose_taken", taken_at, dose_due_at=due),
+            taken_at,
+        )
 
 
 def _counts(f: dict[str, object]) -> tuple[object, ...]:
-    return tuple(f[k] for k in ("expected", "taken", "taken_late", "missed", "unknown",
-                                "suspended", "pending", "monitored_days",
-                                "correct_dosing_days", "patients"))  # fmt: skip
+    return tuple(
+        f[k]
+        for k in (
+            "expected",
+            "taken",
+            "taken_late",
+            "missed",
+            "unknown",
+            "suspended",
+            "pending",
+            "monitored_days",
+            "correct_dosing_days",
+            "patients",
+        )
+    )
 
 
 def test_the_hand_computed_month_matches_to_the_dose(
@@ -202,13 +262,19 @@ def test_the_hand_computed_month_matches_to_the_dose(
     assert body["period"] == {"from": "2026-10-01", "to": "2026-10-31", "days": 31}
     f = body["figures"]
     assert _counts(f) == (224, 217, 3, 2, 2, 9, 0, 90, 86, 3)
-    assert (f["taking_adherence_pct"], f["timing_adherence_pct"],
-            f["correct_dosing_days_pct"]) == (98.21, 96.88, 95.56)  # fmt: skip
+    assert (f["taking_adherence_pct"], f["timing_adherence_pct"], f["correct_dosing_days_pct"]) == (
+        98.21,
+        96.88,
+        95.56,
+    )
     teams = {t["name"]: _counts(t["figures"]) for t in body["teams"]}
-    assert teams == {"Öst": (146, 140, 3, 1, 2, 9, 0, 59, 56, 2),
-                     "Väst": (78, 77, 0, 1, 0, 0, 0, 31, 30, 1)}  # fmt: skip
-    districts = {(d["team_name"], d["district"]): d["figures"]["expected"]
-                 for d in body["districts"]}  # fmt: skip
+    assert teams == {
+        "Öst": (146, 140, 3, 1, 2, 9, 0, 59, 56, 2),
+        "Väst": (78, 77, 0, 1, 0, 0, 0, 31, 30, 1),
+    }
+    districts = {
+        (d["team_name"], d["district"]): d["figures"]["expected"] for d in body["districts"]
+    }
     assert districts == {("Öst", "Berga"): 84, ("Öst", "Haga"): 62, ("Väst", None): 78}
     assert [p["name"] for p in body["under_threshold"]] == ["Bertil", "Astrid"]
 

@@ -35,8 +35,14 @@ def daily(pool: ConnectionPool, dispenser_id: str, now: datetime) -> dict[date, 
     return {r["local_date"]: DayCounts(**{c: r[c] for c in rollups.COLUMNS}) for r in rows}
 
 
-def replay_taken(pool: ConnectionPool, dispenser_id: str, due: datetime, at: datetime,
-                 received: datetime, seq: int) -> None:  # fmt: skip
+def replay_taken(
+    pool: ConnectionPool,
+    dispenser_id: str,
+    due: datetime,
+    at: datetime,
+    received: datetime,
+    seq: int,
+) -> None:
     body = event(dispenser_id, seq, "dose_taken", at, dose_due_at=due)
     with pool.connection() as conn:
         write_batch(conn, [Inbound(TOPIC.format(dispenser_id), body, received)])
@@ -54,7 +60,9 @@ _slot = st.tuples(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     timezone=st.sampled_from(["Europe/Stockholm", "America/New_York", "Asia/Kolkata"]),
     slots=st.lists(_slot, min_size=1, max_size=40, unique_by=lambda s: (s[0], s[1])),
@@ -68,16 +76,21 @@ def test_sql_rollup_equals_the_domain_rollup(
 ) -> None:
     now = datetime(2026, 11, 1, tzinfo=UTC)
     with pool.connection() as conn:
-        conn.execute("TRUNCATE dose_slots, absences, adherence_daily, adherence_dirty,"
-                     " schedules, dispensers, patients RESTART IDENTITY CASCADE")  # fmt: skip
+        conn.execute(
+            "TRUNCATE dose_slots, absences, adherence_daily, adherence_dirty,"
+            " schedules, dispensers, patients RESTART IDENTITY CASCADE"
+        )
     add_dispenser(pool, "DSP-R", now, timezone=timezone, doses=[])
-    expected = [Slot("DSP-R", day + timedelta(minutes=m), state, timezone) for day, m, state in slots]
+    expected = [
+        Slot("DSP-R", day + timedelta(minutes=m), state, timezone) for day, m, state in slots
+    ]
     with pool.connection() as conn, conn.transaction():
         if absence:
             start = _DAYS[0] + timedelta(minutes=absence[0])
             end = start + timedelta(minutes=absence[1])
-            absence_sql.create(conn, "DSP-R", starts_at=start, ends_at=end, reason="hospital",
-                               by="test", now=now)  # fmt: skip
+            absence_sql.create(
+                conn, "DSP-R", starts_at=start, ends_at=end, reason="hospital", by="test", now=now
+            )
             expected = [
                 Slot(s.dispenser_id, s.due_at, s.state, s.timezone, start <= s.due_at < end)
                 for s in expected
@@ -126,9 +139,15 @@ def test_an_absence_entered_afterwards_takes_past_missed_doses_out(
     # The next morning a nurse records that the patient was in hospital since Sunday.
     clock.advance(timedelta(hours=12))
     with pool.connection() as conn, conn.transaction():
-        absence_sql.create(conn, "DSP-H", starts_at=DUE - timedelta(days=1),
-                           ends_at=clock.now() + timedelta(days=2), reason="hospital",
-                           by="nurse", now=clock.now())  # fmt: skip
+        absence_sql.create(
+            conn,
+            "DSP-H",
+            starts_at=DUE - timedelta(days=1),
+            ends_at=clock.now() + timedelta(days=2),
+            reason="hospital",
+            by="nurse",
+            now=clock.now(),
+        )
     assert daily(pool, "DSP-H", clock.now())[day] == DayCounts(suspended=2)
 
 
@@ -140,10 +159,13 @@ def test_a_schedule_change_replans_and_the_rollup_follows(
     assert daily(pool, "DSP-S", clock.now())[tomorrow] == DayCounts(pending=2)
     with pool.connection() as conn, conn.transaction():
         schedule_sql.save_schedule(
-            conn, "DSP-S", timezone="Europe/Stockholm",
+            conn,
+            "DSP-S",
+            timezone="Europe/Stockholm",
             doses=[{"time": t, "window_min": 45} for t in ("08:00", "12:00", "20:00")],
-            valid_from=date(2026, 11, 22), now=clock.now(),
-        )  # fmt: skip
+            valid_from=date(2026, 11, 22),
+            now=clock.now(),
+        )
         schedule_sql.replan(conn, "DSP-S", clock.now(), clock.now() + timedelta(hours=48))
     assert daily(pool, "DSP-S", clock.now())[tomorrow] == DayCounts(pending=3)
 

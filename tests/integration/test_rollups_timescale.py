@@ -37,8 +37,11 @@ needs_timescale = pytest.mark.skipif(
 
 @pytest.fixture
 def two_dbs() -> Iterator[dict[str, str]]:
-    with servers.postgres_server() as (admin, _), servers.private_database(admin) as ts, \
-            servers.private_database(admin) as plain:  # fmt: skip
+    with (
+        servers.postgres_server() as (admin, _),
+        servers.private_database(admin) as ts,
+        servers.private_database(admin) as plain,
+    ):
         yield {"timescale": ts, "plain": plain}
 
 
@@ -48,37 +51,56 @@ def _load(url: str) -> None:
         conn.execute("INSERT INTO teams (name, created_at) VALUES ('Öst', %s)", (NOW,))
         for i in range(3):
             d = f"DSP-{i}"
-            conn.execute("INSERT INTO patients (id, name, phone, team_id, district) VALUES"
-                         " (%s, %s, '+4690', 1, %s)", (i + 1, f"P{i}", "Haga" if i else None))  # fmt: skip
+            conn.execute(
+                "INSERT INTO patients (id, name, phone, team_id, district) VALUES"
+                " (%s, %s, '+4690', 1, %s)",
+                (i + 1, f"P{i}", "Haga" if i else None),
+            )
             conn.execute("INSERT INTO dispensers (id, patient_id) VALUES (%s, %s)", (d, i + 1))
             conn.execute(
                 "INSERT INTO schedules (dispenser_id, version, timezone, doses, valid_from,"
                 " created_at, effective_from) VALUES (%s, 1, 'Europe/Stockholm', '[]',"
-                " '2026-09-01', %s, %s)", (d, NOW, NOW - timedelta(days=90)))  # fmt: skip
+                " '2026-09-01', %s, %s)",
+                (d, NOW, NOW - timedelta(days=90)),
+            )
             for day in range(60):
                 for hour in (7, 19):
                     due = datetime(2026, 9, 20, hour, tzinfo=UTC) + timedelta(days=day)
                     k = (day * 2 + hour + i) % 17
-                    state = ("missed" if k == 0 else "unknown" if k == 1 else
-                             "taken_late" if k in (2, 3) else "taken")  # fmt: skip
+                    state = (
+                        "missed"
+                        if k == 0
+                        else "unknown"
+                        if k == 1
+                        else "taken_late"
+                        if k in (2, 3)
+                        else "taken"
+                    )
                     received = due + timedelta(minutes=90 if k == 2 else 5)
                     eid = f"e-{i}-{day}-{hour}"
                     conn.execute(
                         "INSERT INTO dose_slots (dispenser_id, due_at, window_end, state,"
                         " schedule_version, taken_event_id) VALUES (%s, %s, %s, %s, 1, %s)",
-                        (d, due, due + timedelta(minutes=45), state,
-                         eid if state.startswith("taken") else None),
-                    )  # fmt: skip
+                        (
+                            d,
+                            due,
+                            due + timedelta(minutes=45),
+                            state,
+                            eid if state.startswith("taken") else None,
+                        ),
+                    )
                     if state.startswith("taken"):
                         conn.execute(
                             "INSERT INTO dose_events (dispenser_id, event_id, seq, type,"
                             " occurred_at, received_at, dose_due_at, match, payload) VALUES"
                             " (%s, %s, 1, 'dose_taken', %s, %s, %s, 'matched', '{}')",
                             (d, eid, due + timedelta(minutes=5), received, due),
-                        )  # fmt: skip
+                        )
                     conn.execute(
                         "INSERT INTO dispenser_status (dispenser_id, at, received_at, payload)"
-                        " VALUES (%s, %s, %s, %s)", (d, due, due, json.dumps({"v": 1})))  # fmt: skip
+                        " VALUES (%s, %s, %s, %s)",
+                        (d, due, due, json.dumps({"v": 1})),
+                    )
 
 
 def _figures(url: str) -> dict[str, Any]:
@@ -89,8 +111,9 @@ def _figures(url: str) -> dict[str, Any]:
             conn.execute("CALL refresh_continuous_aggregate('dose_events_daily', NULL, NULL)")
         report = municipality(conn, Period(date(2026, 9, 20), date(2026, 11, 18)), 95.0, NOW)
         since = datetime(2026, 9, 1, tzinfo=UTC)
-        devices = device_counts(conn, since, NOW, date(2026, 9, 1), date(2026, 11, 23),
-                                report_sql.Scope())  # fmt: skip
+        devices = device_counts(
+            conn, since, NOW, date(2026, 9, 1), date(2026, 11, 23), report_sql.Scope()
+        )
     return {"report": report, "devices": devices}
 
 
@@ -120,7 +143,8 @@ def test_compression_and_retention_run_as_timescale_jobs(two_dbs: dict[str, str]
         conn.execute("CALL run_job(%s)", (jobs[("policy_retention", "dispenser_status")],))
         compressed = conn.execute(
             "SELECT count(*) FROM timescaledb_information.chunks"
-            " WHERE hypertable_name = 'dose_events' AND is_compressed").fetchone()  # fmt: skip
+            " WHERE hypertable_name = 'dose_events' AND is_compressed"
+        ).fetchone()
         after = conn.execute("SELECT count(*) FROM dispenser_status").fetchone()
         events_after = conn.execute("SELECT count(*) FROM dose_events").fetchone()
         oldest_status = conn.execute("SELECT min(received_at) FROM dispenser_status").fetchone()
@@ -141,7 +165,8 @@ def test_the_aggregate_refresh_window_covers_late_replays(two_dbs: dict[str, str
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT config FROM timescaledb_information.jobs"
-            " WHERE proc_name = 'policy_refresh_continuous_aggregate'").fetchone()  # fmt: skip
+            " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        ).fetchone()
     assert row is not None and row[0]["start_offset"] == "35 days"
     with pytest.raises(ValueError):
         StoragePolicy(retain_events=timedelta(days=30))  # would drop what a refresh re-reads

@@ -37,8 +37,15 @@ def test_every_figure_stays_within_0_and_100(rows: list[tuple[int, date, DayCoun
     assert 0 <= f.correct_dosing_days <= f.monitored_days
 
 
-@given(patient_days, st.lists(st.tuples(st.integers(1, 5), st.dates(date(2026, 1, 1),
-       date(2026, 1, 10)), st.integers(1, 20)), max_size=20))  # fmt: skip
+@given(
+    patient_days,
+    st.lists(
+        st.tuples(
+            st.integers(1, 5), st.dates(date(2026, 1, 1), date(2026, 1, 10)), st.integers(1, 20)
+        ),
+        max_size=20,
+    ),
+)
 def test_suspended_slots_never_count(
     rows: list[tuple[int, date, DayCounts]], extra: list[tuple[int, date, int]]
 ) -> None:
@@ -46,10 +53,19 @@ def test_suspended_slots_never_count(
     before = figures(rows)
     after = figures(rows + [(p, d, DayCounts(suspended=n)) for p, d, n in extra])
     assert after.counts.suspended == before.counts.suspended + sum(n for *_, n in extra)
-    assert (after.expected, after.taking_adherence_pct, after.timing_adherence_pct,
-            after.correct_dosing_days, after.monitored_days) == (
-            before.expected, before.taking_adherence_pct, before.timing_adherence_pct,
-            before.correct_dosing_days, before.monitored_days)  # fmt: skip
+    assert (
+        after.expected,
+        after.taking_adherence_pct,
+        after.timing_adherence_pct,
+        after.correct_dosing_days,
+        after.monitored_days,
+    ) == (
+        before.expected,
+        before.taking_adherence_pct,
+        before.timing_adherence_pct,
+        before.correct_dosing_days,
+        before.monitored_days,
+    )
 
 
 @given(patient_days, st.randoms())

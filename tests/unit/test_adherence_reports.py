@@ -24,9 +24,14 @@ def test_periods() -> None:
     assert parse_period(TODAY, week="2026-W53") == Period(date(2026, 12, 28), date(2027, 1, 3))
     custom = parse_period(TODAY, start=date(2026, 1, 1), end=date(2026, 12, 31))
     assert custom.days == 365
-    for bad in ({"month": "2026-13"}, {"week": "2026-W54"}, {"month": "2026-01", "week": "2026-W01"},
-                {"start": date(2026, 1, 2), "end": date(2026, 1, 1)}, {"start": TODAY},
-                {"start": date(2025, 1, 1), "end": date(2026, 6, 1)}):  # fmt: skip
+    for bad in (
+        {"month": "2026-13"},
+        {"week": "2026-W54"},
+        {"month": "2026-01", "week": "2026-W01"},
+        {"start": date(2026, 1, 2), "end": date(2026, 1, 1)},
+        {"start": TODAY},
+        {"start": date(2025, 1, 1), "end": date(2026, 6, 1)},
+    ):
         with pytest.raises(ValueError):
             parse_period(TODAY, **bad)  # type: ignore[arg-type]
 
@@ -38,12 +43,23 @@ def test_weeks_cover_the_period() -> None:
     assert [iso_week(m) for m in mondays] == [f"2026-W{n}" for n in range(40, 45)]
 
 
-def facts(opened: datetime, ack_s: float | None, res_s: float | None, kind: str = "missed_dose",
-          last: bool = False) -> af.AlarmFacts:  # fmt: skip
-    return af.AlarmFacts(1, kind, 1, opened,
-                         opened + timedelta(seconds=ack_s) if ack_s is not None else None,
-                         opened + timedelta(seconds=res_s) if res_s is not None else None,
-                         "home_visit" if res_s else None, last)  # fmt: skip
+def facts(
+    opened: datetime,
+    ack_s: float | None,
+    res_s: float | None,
+    kind: str = "missed_dose",
+    last: bool = False,
+) -> af.AlarmFacts:
+    return af.AlarmFacts(
+        1,
+        kind,
+        1,
+        opened,
+        opened + timedelta(seconds=ack_s) if ack_s is not None else None,
+        opened + timedelta(seconds=res_s) if res_s is not None else None,
+        "home_visit" if res_s else None,
+        last,
+    )
 
 
 def test_nearest_rank_percentiles() -> None:
@@ -82,13 +98,19 @@ def test_groups_and_rates() -> None:
     rows = [facts(t, 60, 600), facts(t, 120, None, "device_fault"), facts(t, None, None)]
     g = af.group_by(rows, lambda a: a.kind)
     assert [(x.key, x.alarms, x.time_to_acknowledge.count) for x in g] == [
-        ("device_fault", 1, 1), ("missed_dose", 2, 1)]  # fmt: skip
+        ("device_fault", 1, 1),
+        ("missed_dose", 2, 1),
+    ]
     assert af.per_100_patient_days(3, 200) == 1.5 and af.per_100_patient_days(1, 0) is None
 
 
 def test_economics_as_umea_reports_it() -> None:
-    s = EconomicsSettings(visit_anyway_share=0.25, minutes_per_visit=15, cost_per_hour_sek=400,
-                          dispenser_rent_sek_per_month=1000)  # fmt: skip
+    s = EconomicsSettings(
+        visit_anyway_share=0.25,
+        minutes_per_visit=15,
+        cost_per_hour_sek=400,
+        dispenser_rent_sek_per_month=1000,
+    )
     e = economics(doses_dispensed=8000, dispenser_days=3044, period_days=31, s=s)
     assert e.visits_avoided == 6000.0 and e.staff_hours_freed == 1500.0
     assert e.gross_saving_sek == 600000.0  # 6000 visits × 100 SEK
@@ -112,7 +134,11 @@ def test_habitually_late_dose_and_the_suggestion() -> None:
     habit = insights.late_habit(time(8, 0), takes)
     assert habit is not None
     assert (habit.takes, habit.late, habit.median_take_time, habit.suggested_time) == (
-        9, 6, time(9, 10), time(9, 15))  # fmt: skip
+        9,
+        6,
+        time(9, 10),
+        time(9, 15),
+    )
     assert insights.late_habit(time(8, 0), takes[:5]) is None  # too few to call it a habit
     assert insights.late_habit(time(8, 0), [(10.0, False)] * 10) is None
 
