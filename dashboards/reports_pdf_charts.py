@@ -66,6 +66,7 @@ def _legend(x: float, y: float, pairs: Sequence[tuple[colors.Color, str]]) -> Le
     legend.fontSize = 7
     legend.boxAnchor = "nw"
     legend.columnMaximum = 2
+    legend.deltay = 11
     legend.deltax = 0
     legend.dx = legend.dy = 7
     legend.dxTextSpace = 4

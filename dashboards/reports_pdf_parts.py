@@ -207,19 +207,22 @@ def kpis(f: Json, fmt: Format) -> Table:
         (fmt.t("rep_unknown"), fmt.num(f["unknown"])),
         (fmt.t("rep_expected"), fmt.num(f["expected"])),
     ]
+    # Labels in one row and values in the next, so the values line up however labels wrap.
     table = Table(
-        [[[para(label.upper(), KPI_LABEL), para(value, KPI_VALUE)] for label, value in cells]],
+        [[para(label.upper(), KPI_LABEL) for label, _ in cells],
+         [para(value, KPI_VALUE) for _, value in cells]],
         colWidths=[WIDTH / len(cells)] * len(cells),
-    )
+    )  # fmt: skip
     table.setStyle(
         TableStyle(
             [
                 ("BOX", (0, 0), (-1, -1), 0.5, LINE),
-                ("INNERGRID", (0, 0), (-1, -1), 0.5, LINE),
+                ("LINEAFTER", (0, 0), (-2, -1), 0.5, LINE),
                 ("LINEABOVE", (0, 0), (-1, 0), 2.5, charts.ACCENT),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("TOPPADDING", (0, 0), (-1, -1), 5),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+                ("VALIGN", (0, 0), (-1, 0), "TOP"),
+                ("TOPPADDING", (0, 0), (-1, 0), 5),
+                ("BOTTOMPADDING", (0, 0), (-1, 0), 1),
+                ("BOTTOMPADDING", (0, 1), (-1, 1), 6),
             ]
         )
     )

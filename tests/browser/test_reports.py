@@ -66,7 +66,9 @@ def test_manager_drills_down_from_municipality_to_dose_calendar(
     add_user(pool, f"chef-{lang}", "manager", None, lang, clock.now(), name="Maria Chef")
     page = new_page("sv-SE" if lang == "sv" else "en-GB")
     foreign: list[str] = []
+    errors: list[str] = []
     page.on("request", lambda r: None if r.url.startswith(web) else foreign.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
     sign_in(page, web, f"chef-{lang}", f"/reports?month={MONTH}")
 
     # The overview: the API's headline figures, the charts drawn, every team listed.
@@ -126,6 +128,7 @@ def test_manager_drills_down_from_municipality_to_dose_calendar(
     _shot(page, f"reports-calendar-{lang}")
 
     assert foreign == [], "every script, style and chart library comes from the app itself"
+    assert errors == [], errors
     with pool.connection() as conn:
         opened = conn.execute(
             "SELECT detail->>'report' AS report FROM audit_log WHERE action = 'open'"
@@ -149,6 +152,21 @@ def test_a_nurse_reads_only_her_own_team(
     assert page.inner_text("h1") == "Hemtjänst Norr"
     assert page.locator("#crumbs a", has_text="Municipality").count() == 0
     assert page.locator(".downloads a[href*='.pdf']").count() == 1
+
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # The picker: an ISO week instead of the month; the URL and the figures follow.
+    page.select_option("#period-kind", "week")
+    page.fill("#period-week", "2026-W43")
+    page.click("#period button[type=submit]")
+    page.wait_for_url(f"**/reports/teams/{north}?week=2026-W43")
+    page.wait_for_selector(".kpis")
+    assert "(7 " in page.inner_text("#report-sub")  # 7 days
+    # No period at all: the current month up to the app clock's today.
+    page.goto(f"{web}/reports/teams/{north}")
+    page.wait_for_selector(".kpis")
+    assert "23" in page.inner_text("#report-sub")  # 1–23 November (23 days)
+    assert errors == [], errors
 
     page.goto(f"{web}/reports/teams/{south}?month={MONTH}")
     page.wait_for_selector(".report-error")
