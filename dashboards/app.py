@@ -19,8 +19,8 @@ from dashboards.credentials_api import router as credentials_router
 from dashboards.health import router as health_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
-from dashboards.reports_pages import router as reports_pages_router
 from dashboards.reports_api import router as reports_router
+from dashboards.reports_pages import router as reports_pages_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
