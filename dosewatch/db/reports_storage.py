@@ -91,11 +91,18 @@ def install_timescale(conn: psycopg.Connection, policy: StoragePolicy) -> None:
         ("dose_events", policy.compress_events_after, policy.retain_events),
         ("dispenser_status", policy.compress_status_after, policy.retain_status),
     ):
-        conn.execute(
-            f"ALTER TABLE {table} SET (timescaledb.compress,"
-            " timescaledb.compress_segmentby = 'dispenser_id',"
-            " timescaledb.compress_orderby = 'received_at DESC')"
-        )
+        enabled = conn.execute(
+            "SELECT compression_enabled FROM timescaledb_information.hypertables"
+            " WHERE hypertable_name = %s",
+            (table,),
+        ).fetchone()
+        # Settings cannot change once chunks are compressed: set them once, on first start.
+        if not (enabled and enabled[0]):
+            conn.execute(
+                f"ALTER TABLE {table} SET (timescaledb.compress,"
+                " timescaledb.compress_segmentby = 'dispenser_id',"
+                " timescaledb.compress_orderby = 'received_at DESC')"
+            )
         conn.execute("SELECT remove_compression_policy(%s::regclass, if_exists => true)", (table,))
         conn.execute("SELECT add_compression_policy(%s::regclass, %s::interval)", (table, after))
         conn.execute("SELECT remove_retention_policy(%s::regclass, if_exists => true)", (table,))

@@ -149,6 +149,7 @@ def test_compression_and_retention_run_as_timescale_jobs(two_dbs: dict[str, str]
         events_after = conn.execute("SELECT count(*) FROM dose_events").fetchone()
         oldest_status = conn.execute("SELECT min(received_at) FROM dispenser_status").fetchone()
     assert compressed is not None and compressed[0] >= 1  # chunks older than 30 days
+    assert migrate(url, timescale=True, policy=policy) == "timescaledb"  # a restart still works
     assert events_before == events_after  # compressed, not lost: still readable
     assert before is not None and after is not None and 0 < after[0] < before[0]
     assert oldest_status is not None
