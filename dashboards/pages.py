@@ -30,7 +30,7 @@ DEFAULT_LANGUAGE = "sv"
 ADMIN_SECTIONS = (
     "patients", "dispensers", "schedules", "absences", "teams", "rosters", "policies",
 )  # fmt: skip
-START_PAGE = {"nurse": "/console", "pharmacist": "/worklist", "manager": "/handover"}
+START_PAGE = {"nurse": "/console", "pharmacist": "/worklist", "manager": "/reports"}
 
 
 class _PageRoute(APIRoute):

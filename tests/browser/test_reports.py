@@ -129,6 +129,8 @@ def test_manager_drills_down_from_municipality_to_dose_calendar(
 
     assert foreign == [], "every script, style and chart library comes from the app itself"
     assert errors == [], errors
+    page.goto(f"{web}/")  # a manager's start page is the overview
+    page.wait_for_url("**/reports")
     with pool.connection() as conn:
         opened = conn.execute(
             "SELECT detail->>'report' AS report FROM audit_log WHERE action = 'open'"
