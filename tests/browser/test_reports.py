@@ -50,6 +50,19 @@ def _charts_drawn(page: Any) -> int:
                              ".filter((c) => Chart.getChart(c)).length"))  # fmt: skip
 
 
+def _downloads_answer(page: Any, web: str) -> int:
+    """Every download link of the page (CSV, PDF) answers 200 with its file type."""
+    hrefs = page.eval_on_selector_all(".downloads a", "(links) => links.map((a) => a.href)")
+    for href in hrefs:
+        response = page.request.get(href)
+        assert response.status == 200, (href, response.text())
+        kind = response.headers["content-type"]
+        assert kind.startswith("text/csv") or kind == "application/pdf", (href, kind)
+        if kind.startswith("text/csv"):
+            assert response.body().startswith(b"\xef\xbb\xbf")  # the BOM Excel needs
+    return len(hrefs)
+
+
 def _pdf_first_page(pdf: Path, name: str) -> Path:
     assert PDFTOPPM, "pdftoppm is needed (apt-get install poppler-utils; .ci/run installs it)"
     out = SCREENSHOTS / name
@@ -85,6 +98,7 @@ def test_manager_drills_down_from_municipality_to_dose_calendar(
     title = "Översikt för kommunen" if lang == "sv" else "Municipality overview"
     assert page.inner_text("h1") == title
     _shot(page, f"reports-overview-{lang}")
+    assert _downloads_answer(page, web) >= 1
 
     # The monthly PDF from the page's own link, read back and its first page rendered.
     with page.expect_download() as download:
@@ -104,6 +118,7 @@ def test_manager_drills_down_from_municipality_to_dose_calendar(
     page.wait_for_function("() => [...document.querySelectorAll('canvas')].length >= 2")
     assert _charts_drawn(page) >= 2
     _shot(page, f"reports-team-{lang}")
+    assert _downloads_answer(page, web) >= 1
 
     # → a patient (the team's lowest first in the bar chart; the table link here)
     patient = "Judit Näslund"
@@ -114,6 +129,7 @@ def test_manager_drills_down_from_municipality_to_dose_calendar(
     page.wait_for_function("() => [...document.querySelectorAll('canvas')].length >= 2")
     assert _charts_drawn(page) >= 2  # day by day, weekly trend
     _shot(page, f"reports-patient-{lang}")
+    assert _downloads_answer(page, web) >= 1
 
     # → the dose calendar: every day of October, a column per dose time
     page.click("a.button-link.primary")
@@ -126,6 +142,7 @@ def test_manager_drills_down_from_municipality_to_dose_calendar(
     assert page.locator(".dst-tag").count() == 1
     assert "25" in page.locator("tr:has(.dst-tag) th").inner_text()
     _shot(page, f"reports-calendar-{lang}")
+    assert _downloads_answer(page, web) >= 1
 
     assert foreign == [], "every script, style and chart library comes from the app itself"
     assert errors == [], errors
