@@ -38,10 +38,9 @@
           bad: num(days.filter((d) => d.correct === false).length),
           none: num(days.filter((d) => d.correct === null).length),
         }))),
-      el("div", { class: "grid-2 even" },
-        panel(t("rep_by_dose_time"), t("rep_by_dose_time_explain"), doseRows.length
-          ? R.figuresTable([t("rep_dose_time"), t("rep_label")], doseRows, th) : empty()),
-        panel(t("rep_trend"), t("rep_trend_explain"), r.weekly.length ? R.trendChart(r.weekly, th, t("rep_trend")) : empty())));
+      panel(t("rep_by_dose_time"), t("rep_by_dose_time_explain"), doseRows.length
+        ? R.figuresTable([t("rep_dose_time"), t("rep_label")], doseRows, th) : empty()),
+      panel(t("rep_trend"), t("rep_trend_explain"), r.weekly.length ? R.trendChart(r.weekly, th, t("rep_trend")) : empty()));
   }
 
   document.addEventListener("DOMContentLoaded", () => load().catch(R.fail));
