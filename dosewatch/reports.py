@@ -48,11 +48,11 @@ def _patient_row(info: sql.PatientInfo, figs: Figures) -> Json:
 
 
 def _under(
-    people: dict[int, sql.PatientInfo], figs: dict[int, Figures], threshold: float
+    conn: DbConn, scope: sql.Scope, figs: dict[int, Figures], threshold: float
 ) -> list[Json]:
-    rows = [
-        (f, people[p]) for p, f in figs.items() if p in people and under_threshold(f, threshold)
-    ]
+    under = [p for p, f in figs.items() if under_threshold(f, threshold)]
+    people = sql.patients(conn, scope, ids=under) if under else {}
+    rows = [(figs[p], people[p]) for p in under if p in people]
     rows.sort(key=lambda r: (r[0].counts.taken_any / r[0].expected, r[1].name))
     return [_patient_row(info, f) for f, info in rows]
 
@@ -61,7 +61,6 @@ def municipality(conn: DbConn, period: Period, threshold: float, now: datetime) 
     rollups.refresh(conn, now)
     g = sql.grouped(conn, period.start, period.end, sql.Scope())
     names = sql.teams(conn)
-    people = sql.patients(conn, sql.Scope())
     teams = [
         {"team_id": t, "name": n, "figures": g.teams.get(t, EMPTY).as_dict()}
         for t, n in names.items()
@@ -90,7 +89,7 @@ def municipality(conn: DbConn, period: Period, threshold: float, now: datetime) 
         "teams": teams,
         "districts": districts,
         "weekly": _weekly(period, g.weeks),
-        "under_threshold": _under(people, g.patients, threshold),
+        "under_threshold": _under(conn, sql.Scope(), g.patients, threshold),
     }
 
 
@@ -119,7 +118,7 @@ def team(
         ],
         "weekly": _weekly(period, g.weeks),
         "patients": [_patient_row(info, g.patients.get(p, EMPTY)) for p, info in people.items()],
-        "under_threshold": _under(people, g.patients, threshold),
+        "under_threshold": _under(conn, scope, g.patients, threshold),
     }
     if by_district:
         out["district"] = district

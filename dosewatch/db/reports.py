@@ -1,11 +1,11 @@
 """Adherence reports over the rollup: one scan, every grouping a page needs.
 
 ``adherence_daily`` holds counts per dispenser and local day. A report first sums a patient's
-dispensers into one *patient-day* (a correct day needs every dose of both), then sums patient-
-days by ``GROUPING SETS`` — the whole scope, each team, each (team, district), each ISO week and
-each patient — in one statement. The SQL only adds; which patient-day is *monitored* and which
-is *correct* mirrors :class:`dosewatch.domain.adherence.DayCounts` (``tests/integration/
-test_reports_sql.py`` holds it to :func:`dosewatch.domain.adherence.figures`), and every
+dispensers into one *patient-day* (a correct day needs every dose of both), then patient-days
+into patient-weeks, then those by ``GROUPING SETS`` (the whole scope, each team, each team's
+district, each ISO week, each patient) in one statement. The SQL only adds; which patient-day
+is *monitored* and which is *correct* mirrors :class:`dosewatch.domain.adherence.DayCounts`
+(``tests/integration/test_reports_sql.py`` holds it to the domain's ``figures``), and every
 percentage is computed by the domain from the sums.
 """
 
@@ -32,20 +32,34 @@ _SCOPE = (
     " AND (%(patient)s::bigint IS NULL OR a.patient_id = %(patient)s)"
 )
 
+_SUMS2 = ", ".join(f"sum({c})::int AS {c}" for c in COLUMNS)
+# Patient-days → patient-weeks (each week's monitored and correct days) → every grouping. Each
+# patient-week row is one patient, so a patient is counted once per scope by flagging the
+# first week of each: no DISTINCT aggregate, so the grouping sets are hashed in one pass.
 _GROUPED = f"""
 WITH pd AS (
-    SELECT a.patient_id, a.local_date, p.team_id, p.district, {_SUMS}
+    SELECT a.patient_id, a.local_date, {_SUMS}
     FROM adherence_daily a JOIN patients p ON p.id = a.patient_id
     WHERE a.local_date BETWEEN %(start)s AND %(end)s {_SCOPE}
-    GROUP BY a.patient_id, a.local_date, p.team_id, p.district
+    GROUP BY a.patient_id, a.local_date
+), pw AS (
+    SELECT patient_id, date_trunc('week', local_date)::date AS week, {_SUMS2},
+           count(*) FILTER (WHERE {MONITORED_SQL})::int AS monitored_days,
+           count(*) FILTER (WHERE {CORRECT_SQL})::int AS correct_days
+    FROM pd GROUP BY patient_id, week
+), x AS (
+    SELECT pw.*, p.team_id, p.district,
+           row_number() OVER (PARTITION BY pw.patient_id ORDER BY pw.week) = 1 AS first_week
+    FROM pw JOIN patients p ON p.id = pw.patient_id
 )
 SELECT GROUPING(team_id) AS g_team, GROUPING(district) AS g_district,
        GROUPING(week) AS g_week, GROUPING(patient_id) AS g_patient,
        team_id, district, week, patient_id, {_OUTER},
-       count(*) FILTER (WHERE {MONITORED_SQL})::int AS monitored_days,
-       count(*) FILTER (WHERE {CORRECT_SQL})::int AS correct_days,
-       count(DISTINCT patient_id)::int AS patients
-FROM (SELECT *, date_trunc('week', local_date)::date AS week FROM pd) x
+       coalesce(sum(monitored_days), 0)::int AS monitored_days,
+       coalesce(sum(correct_days), 0)::int AS correct_days,
+       (CASE WHEN GROUPING(week) = 0 THEN count(*)
+             ELSE count(*) FILTER (WHERE first_week) END)::int AS patients
+FROM x
 GROUP BY GROUPING SETS ((), (team_id), (team_id, district), (week), (patient_id))
 """
 
@@ -144,21 +158,26 @@ class PatientInfo:
     dispensers: list[str]
 
 
-def patients(conn: DbConn, scope: Scope) -> dict[int, PatientInfo]:
-    """The patients in scope (name, team, district, dispensers), by id."""
+def patients(conn: DbConn, scope: Scope, ids: list[int] | None = None) -> dict[int, PatientInfo]:
+    """The patients in scope (or only ``ids`` of them): name, team, district, dispensers, and
+    the time zone of their newest schedule."""
     rows = conn.execute(
         "SELECT p.id, p.name, p.team_id, t.name AS team_name, p.district,"
-        " (SELECT sc.timezone FROM dispensers d JOIN schedules sc ON sc.dispenser_id = d.id"
-        "   WHERE d.patient_id = p.id ORDER BY sc.effective_from DESC, sc.version DESC LIMIT 1)"
-        "   AS timezone,"
-        " coalesce((SELECT array_agg(d.id ORDER BY d.id) FROM dispensers d"
-        "   WHERE d.patient_id = p.id), '{}') AS dispensers"
+        " coalesce(array_agg(d.id ORDER BY d.id) FILTER (WHERE d.id IS NOT NULL), '{}')"
+        "   AS dispensers,"
+        " (array_agg(sc.timezone ORDER BY sc.effective_from DESC, sc.version DESC)"
+        "   FILTER (WHERE sc.timezone IS NOT NULL))[1] AS timezone"
         " FROM patients p LEFT JOIN teams t ON t.id = p.team_id"
+        " LEFT JOIN dispensers d ON d.patient_id = p.id"
+        " LEFT JOIN LATERAL (SELECT s.timezone, s.effective_from, s.version FROM schedules s"
+        "   WHERE s.dispenser_id = d.id ORDER BY s.effective_from DESC, s.version DESC"
+        "   LIMIT 1) sc ON true"
         " WHERE (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
         " AND (NOT %(by_district)s OR p.district IS NOT DISTINCT FROM %(district)s)"
         " AND (%(patient)s::bigint IS NULL OR p.id = %(patient)s)"
-        " ORDER BY p.name, p.id",
-        scope.params(),
+        " AND (%(ids)s::bigint[] IS NULL OR p.id = ANY(%(ids)s))"
+        " GROUP BY p.id, t.name ORDER BY p.name, p.id",
+        {**scope.params(), "ids": ids},
     ).fetchall()
     return {
         r["id"]: PatientInfo(
