@@ -10,7 +10,7 @@ an ``export``; a team's report names its patients and the audit row lists them. 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -23,6 +23,7 @@ from dashboards.fields import Id, Text, errors
 from dashboards.reports_api import _economics, _period, _team_name, _today
 from dosewatch import reports, reports_ops
 from dosewatch.domain.adherence import DEFAULT_THRESHOLD_PCT
+from dosewatch.domain.report_period import Period
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
@@ -60,19 +61,20 @@ def _document(
     clk: Any,
     acc: Access,
     scope: Literal["municipality", "team"],
+    period: Period,
     report: dict[str, Any],
     team_id: int | None,
     language: str | None,
 ) -> bytes:
-    period_start = date.fromisoformat(report["period"]["from"])
-    period = _period(request, clk, f"{period_start:%Y-%m}", None, None, None)
+    """The PDF of ``report``: the month's alarm handling, economics (managers and admins
+    only, like the API's) and the insights as of its last day (or today, in a running month)."""
     tz = request.app.state.default_timezone
     now = clk.now()
     last_day = min(period.end, _today(request, clk))
     return reports_pdf.render(
         reports_pdf.MonthlyReport(
             scope=scope,
-            month=period_start,
+            month=period.start,
             report=report,
             alarms=reports_ops.alarms_report(conn, period, team_id, now, tz),
             economics=(
@@ -103,7 +105,7 @@ def municipality_pdf(
     chosen = _month(request, clk, month)
     period = _period(request, clk, chosen, None, None, None)
     report = reports.municipality(conn, period, threshold, clk.now())
-    content = _document(request, conn, clk, acc, "municipality", report, None, lang)
+    content = _document(request, conn, clk, acc, "municipality", period, report, None, lang)
     acc.log("export", "report", "municipality", format="pdf", month=chosen)
     return _pdf(content, f"dosewatch-municipality-{chosen}.pdf")
 
@@ -126,7 +128,7 @@ def team_pdf(
     chosen = _month(request, clk, month)
     period = _period(request, clk, chosen, None, None, None)
     report = reports.team(conn, team_id, name, period, threshold, clk.now())
-    content = _document(request, conn, clk, acc, "team", report, team_id, lang)
+    content = _document(request, conn, clk, acc, "team", period, report, team_id, lang)
     acc.log(
         "export",
         "team",

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 from pypdf import PdfReader
 
+from dashboards import reports_pdf
 from dashboards.app import create_app
 from dosewatch.clock import FakeClock
 from tests.auth_helpers import bearer
@@ -157,3 +159,34 @@ def test_without_a_month_the_pdf_is_the_last_whole_month(
         'filename="dosewatch-municipality-2026-10.pdf"' in response.headers["content-disposition"]
     )
     assert "October 2026" in _text(_pdf(response)) or "oktober 2026" in _text(_pdf(response))
+
+
+def test_a_quiet_month_or_a_single_week_still_makes_a_pdf(
+    client: TestClient, pool: ConnectionPool, clock: FakeClock, month: Seeded
+) -> None:
+    # September 2026 has no slots at all; a new team has no patients.
+    admin = bearer(pool, "admin")
+    quiet = _text(_pdf(client.get("/api/v1/reports/municipality.pdf?month=2026-09&lang=en",
+                                  headers=admin)))  # fmt: skip
+    assert "No dose was expected in this month." in quiet
+    with pool.connection() as conn:
+        row = conn.execute(
+            "INSERT INTO teams (name, created_at) VALUES ('Nytt team', now()) RETURNING id"
+        ).fetchone()
+    assert row is not None
+    empty = _pdf(client.get(f"/api/v1/reports/teams/{row['id']}.pdf?month=2026-10&lang=sv",  # type: ignore[call-overload]
+                            headers=admin))  # fmt: skip
+    assert "Inga förväntade doser under månaden." in _text(empty)
+    # One week with doses: the weekly counts, and a sentence instead of a one-point line.
+    report = client.get("/api/v1/reports/municipality?month=2026-10", headers=admin).json()
+    for week in report["weekly"][1:]:
+        week["figures"] = {**week["figures"], "taking_adherence_pct": None,
+                           "timing_adherence_pct": None}  # fmt: skip
+    alarms = client.get("/api/v1/reports/alarms?month=2026-10", headers=admin).json()
+    insights = client.get("/api/v1/reports/insights?as_of=2026-10-31", headers=admin).json()
+    content = reports_pdf.render(reports_pdf.MonthlyReport(
+        scope="municipality", month=date(2026, 10, 1), report=report, alarms=alarms,
+        economics=None, insights=insights, generated_at=clock.now(), generated_by="test",
+        timezone="Europe/Stockholm", language="en",
+    ))  # fmt: skip
+    assert "Too few weeks with doses for a trend." in _text(PdfReader(io.BytesIO(content)))
