@@ -26,6 +26,12 @@ _EXPECTED = "(taken + taken_late + missed + unknown)"
 MONITORED_SQL = f"({_EXPECTED} > 0 AND pending = 0)"
 CORRECT_SQL = f"({MONITORED_SQL} AND missed + unknown = 0)"
 
+# The scope on patients (``p``) alone, and with the rollup (``a``) too.
+_P = (
+    " AND (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
+    " AND (NOT %(by_district)s OR p.district IS NOT DISTINCT FROM %(district)s)"
+    " AND (%(patient)s::bigint IS NULL OR p.id = %(patient)s)"
+)
 _SCOPE = (
     " AND (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
     " AND (NOT %(by_district)s OR p.district IS NOT DISTINCT FROM %(district)s)"
@@ -39,8 +45,7 @@ _SUMS2 = ", ".join(f"sum({c})::int AS {c}" for c in COLUMNS)
 _GROUPED = f"""
 WITH pd AS (
     SELECT a.patient_id, a.local_date, {_SUMS}
-    FROM adherence_daily a JOIN patients p ON p.id = a.patient_id
-    WHERE a.local_date BETWEEN %(start)s AND %(end)s {_SCOPE}
+    FROM adherence_daily a {{scope}}
     GROUP BY a.patient_id, a.local_date
 ), pw AS (
     SELECT patient_id, date_trunc('week', local_date)::date AS week, {_SUMS2},
@@ -106,7 +111,13 @@ def grouped(conn: DbConn, start: date, end: date, scope: Scope) -> Grouped:
     out = Grouped(
         total=Figures(DayCounts(), 0, 0, 0), teams={}, districts={}, weeks={}, patients={}
     )
-    for row in conn.execute(_GROUPED, params).fetchall():
+    # The whole municipality needs no patient filter on its largest scan.
+    where = "WHERE a.local_date BETWEEN %(start)s AND %(end)s"
+    if scope.patient_id is not None:
+        where += " AND a.patient_id = %(patient)s"
+    elif scope != Scope():
+        where += f" AND a.patient_id IN (SELECT p.id FROM patients p WHERE true{_P})"
+    for row in conn.execute(_GROUPED.format(scope=where), params).fetchall():
         figs = to_figures(row)
         if row["g_team"] and row["g_week"] and row["g_patient"]:
             out.total = figs

@@ -62,6 +62,9 @@ def test_grouped_sql_equals_the_domain_figures(
                 (d, START + timedelta(days=day), pid, *(getattr(c, k) for k in COLUMNS), NOW),
             )
         g = grouped(conn, START, date(2026, 11, 30), Scope())
+        team_one = grouped(conn, START, date(2026, 11, 30), Scope(team_id=1))
+        haga = grouped(conn, START, date(2026, 11, 30), Scope(1, "Haga", by_district=True))
+        second = grouped(conn, START, date(2026, 11, 30), Scope(patient_id=2))
     # Days with no slot at all are never rows of the rollup.
     days = [
         (DISPENSERS[i], START + timedelta(days=day), c)
@@ -81,3 +84,6 @@ def test_grouped_sql_equals_the_domain_figures(
     for pid, figs in g.patients.items():
         assert figs == of(lambda d, _day, p=pid: d[1] == p)
     assert set(g.patients) == {disp[1] for disp, _, _ in days}
+    assert team_one.total == of(lambda d, _day: d[2] == 1)
+    assert haga.total == of(lambda d, _day: d[3] == "Haga")
+    assert second.total == of(lambda d, _day: d[1] == 2)
