@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 from zoneinfo import ZoneInfo
 
+import psycopg
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import Response
 
@@ -21,10 +22,23 @@ from dashboards.fields import Id, errors, text
 from dosewatch import reports, reports_ops
 from dosewatch.config import ConfigError, load_settings
 from dosewatch.db import reports as report_sql
+from dosewatch.db import rollups
 from dosewatch.domain.economics import EconomicsSettings
 from dosewatch.domain.report_period import Period, parse_period
 
 log = logging.getLogger(__name__)
+
+
+def refresh_rollup(request: Request) -> None:
+    """Before a report: recompute the dirty days in a short transaction of its own, so the
+    sweep never waits on a report's locks. A failure leaves the figures one job run behind,
+    never the report unanswered."""
+    try:
+        with request.app.state.pool.connection() as conn, conn.transaction():
+            rollups.refresh(conn, request.app.state.clock.now())
+    except psycopg.Error:
+        log.exception("adherence rollup refresh before a report failed")
+
 
 if TYPE_CHECKING:  # text() builds an Annotated type at run time; mypy sees a str
     MonthText: TypeAlias = str

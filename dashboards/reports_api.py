@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from dashboards import report_schemas as rs
 from dashboards.access import Care, Oversight
@@ -31,6 +31,7 @@ from dashboards.report_deps import (
     insight_report,
     patient_info,
     period_of,
+    refresh_rollup,
     team_name,
     team_scope,
     today,
@@ -40,7 +41,9 @@ from dosewatch import reports, reports_ops
 from dosewatch.db import reports as report_sql
 from dosewatch.domain.adherence import DEFAULT_THRESHOLD_PCT
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = APIRouter(
+    prefix="/api/v1/reports", tags=["reports"], dependencies=[Depends(refresh_rollup)]
+)
 router.include_router(export_router)  # first: "/teams/3.csv" is not team "3.csv"
 
 

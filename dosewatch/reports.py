@@ -2,8 +2,11 @@
 the shapes of ``docs/reports-api.md``. The web routes, CSV exports and PDF all call these.
 
 Each report first brings the rollup up to date (:func:`dosewatch.db.rollups.refresh`), so a
-figure read right after a slot changed already counts it. Access checks and auditing are the
-caller's (the routes), because they depend on who asks.
+figure read right after a slot changed already counts it. The web routes refresh once more
+before, in a transaction of its own (:func:`dashboards.report_deps.refresh_rollup`), so the
+request's own transaction normally finds nothing to claim and holds no dirty-day rows a sweep
+could wait for. Access checks and auditing are the caller's (the routes): they depend on who
+asks.
 """
 
 from __future__ import annotations
