@@ -26,6 +26,7 @@ from alarms.webhooks import WebhookDispatcher
 from dosewatch.clock import Clock
 from dosewatch.db import health as health_sql
 from dosewatch.db import presence as presence_sql
+from dosewatch.db import rollups
 from dosewatch.db import schedules as slot_sql
 from dosewatch.domain.device_alarms import Settings as DeviceSettings
 from dosewatch.domain.offline import OFFLINE_AFTER
@@ -81,6 +82,7 @@ def start_scheduler(
         "dispatch": (dispatcher.run, min(2.0, sweep_interval_s)),
         "plan": (lambda: plan_slots(pool, clock, horizon), 600.0),
         "webhooks": (lambda: (fan_out(pool, clock), webhook_dispatcher.run()), 2.0),
+        "rollup": (lambda: rollups.run_job(pool, clock.now()), 15.0),  # adherence figures
     }
     if sip is not None:  # SCAIP forwarding: only where a local SIP address is configured
         jobs["scaip"] = (ScaipForwarder(pool, clock, sip).run, 2.0)

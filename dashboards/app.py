@@ -20,6 +20,8 @@ from dashboards.identity_api import router as identity_router
 from dashboards.pages import router as pages_router
 from dashboards.pages import static_files
 from dashboards.privacy_api import router as privacy_router
+from dashboards.reports_api import router as reports_router
+from dashboards.reports_pages import router as reports_pages_router
 from dashboards.scaip_api import router as scaip_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
@@ -58,11 +60,13 @@ def create_app(
     app.include_router(stream_router)  # before /alarms/{alarm_id}
     app.include_router(console_router)
     app.include_router(pages_router)
+    app.include_router(reports_pages_router)
     app.mount("/static", static_files(), name="static")
     app.include_router(router)
     app.include_router(schedules_router)
     app.include_router(teams_router)
     app.include_router(privacy_router)
+    app.include_router(reports_router)
     app.include_router(health_router)
     app.include_router(asyncapi_router)
     app.include_router(credentials_router)

@@ -33,7 +33,7 @@ ADMIN_SECTIONS = (
     "patients", "dispensers", "schedules", "absences", "teams", "rosters", "policies",
     "integrations",
 )  # fmt: skip
-START_PAGE = {"nurse": "/console", "pharmacist": "/worklist", "manager": "/handover"}
+START_PAGE = {"nurse": "/console", "pharmacist": "/worklist", "manager": "/reports"}
 
 
 class _PageRoute(APIRoute):

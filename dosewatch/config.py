@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     # SCAIP forwarding to an alarm receiving centre: the local SIP address (host:port) the
     # centre answers to. Unset: nothing is forwarded (teams' SCAIP settings wait, and say so).
     scaip_sip_local: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")
+    # --- Reports: storage mode, compression/retention of raw history, economics -------------
+    # auto: TimescaleDB where the extension is installed; postgresql: plain tables regardless.
+    storage: Literal["auto", "postgresql"] = "auto"
+    compress_events_after_days: int = Field(default=30, ge=1)
+    compress_status_after_days: int = Field(default=7, ge=1)
+    retention_events_days: int = Field(default=0, ge=0)  # 0: keep dose events forever
+    retention_status_days: int = Field(default=400, ge=0)  # 0: keep status history forever
+    economics_visit_anyway_share: float = Field(default=0.38, ge=0, le=1)
+    economics_minutes_per_visit: float = Field(default=15.0, ge=0)
+    economics_cost_per_hour_sek: float = Field(default=500.0, ge=0)
+    economics_cost_per_visit_sek: float | None = Field(default=None, ge=0)
+    economics_dispenser_rent_sek_per_month: float = Field(default=800.0, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -21,6 +21,7 @@ from dosewatch.config import ConfigError, MqttUrl, Settings, parse_mqtt_url
 from dosewatch.db.gateway_sessions import installation_id
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import check_database, make_pool
+from dosewatch.db.reports_storage import policy_from_settings
 from service.embedded import EmbeddedBroker, EmbeddedPostgres
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def runtime(
             db_url = pg.start()
             stack.callback(pg.stop)
         check_database(db_url)
-        mode = migrate(db_url)
+        plain = settings.storage == "postgresql"
+        mode = migrate(db_url, timescale=not plain, policy=policy_from_settings(settings))
         mqtt_url = settings.mqtt
         embedded = need_mqtt and mqtt_url is None
         if embedded:

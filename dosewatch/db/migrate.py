@@ -10,9 +10,13 @@ columns and indexes, so every query works on both.
 from __future__ import annotations
 
 import logging
+import os
 from importlib import resources
 
 import psycopg
+
+from dosewatch.db import reports_storage
+from dosewatch.db.reports_storage import StoragePolicy
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +39,16 @@ def _migration_files() -> list[tuple[int, str, str]]:
     return sorted(files)
 
 
-def migrate(url: str) -> str:
-    """Apply pending migrations; return the storage mode, ``timescaledb`` or ``postgresql``."""
+def migrate(
+    url: str, *, timescale: bool | None = None, policy: StoragePolicy | None = None
+) -> str:
+    """Apply pending migrations; return the storage mode, ``timescaledb`` or ``postgresql``.
+
+    ``timescale=False`` keeps plain tables even where the extension is installed (the plain
+    path's tests run on the same server); ``None`` follows ``DOSEWATCH_STORAGE`` (``auto``, the
+    default, or ``postgresql``). ``policy`` sets compression and retention (TimescaleDB only)."""
+    if timescale is None:
+        timescale = os.environ.get("DOSEWATCH_STORAGE", "auto").strip().lower() != "postgresql"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
@@ -56,7 +68,13 @@ def migrate(url: str) -> str:
                         (version, name),
                     )
                 log.info("applied migration %s", name)
-            mode = _enable_timescale(conn)
+            # A database that already has the extension stays in TimescaleDB mode.
+            keep = timescale or storage_mode(conn) == "timescaledb"
+            mode = _enable_timescale(conn) if keep else "postgresql"
+            if mode == "timescaledb":
+                reports_storage.install_timescale(conn, policy or StoragePolicy())
+            else:
+                reports_storage.install_plain(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     log.info("storage mode: %s", mode)

@@ -26,6 +26,7 @@ READS = [
 ]  # fmt: skip
 KNOWN_PARAMS = {
     "patient_id", "dispenser_id", "alarm_id", "team_id", "nurse_id", "absence_id", "shift_id",
+    "district",
 }  # fmt: skip
 
 
@@ -39,8 +40,10 @@ def _team_world(pool: ConnectionPool, name: str, dispenser: str, now: Any) -> di
     team_id = team(pool, name)
     patient_id = add_dispenser(pool, dispenser, now)
     with pool.connection() as conn, conn.transaction():
-        conn.execute("UPDATE patients SET team_id = %s WHERE id = %s", (team_id, patient_id))
+        conn.execute("UPDATE patients SET team_id = %s, district = %s WHERE id = %s",
+                     (team_id, f"{name} centrum", patient_id))  # fmt: skip
         ids = {
+            "district": f"{name} centrum",
             "team_id": team_id,
             "patient_id": patient_id,
             "dispenser_id": dispenser,

@@ -1,0 +1,156 @@
+"""What the report routes share: period and team parameters, access, settings, CSV.
+
+A nurse's reports are her own team's; a manager or admin may ask for one team or all. Every
+helper that reads one patient's figures audits it as an ``open`` of that patient.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from zoneinfo import ZoneInfo
+
+import psycopg
+from fastapi import HTTPException, Query, Request
+from fastapi.responses import Response
+
+from dashboards import report_csv
+from dashboards.access import Access
+from dashboards.deps import Db, not_found
+from dashboards.fields import Id, errors, text
+from dosewatch import reports, reports_ops
+from dosewatch.config import ConfigError, load_settings
+from dosewatch.db import reports as report_sql
+from dosewatch.db import rollups
+from dosewatch.domain.economics import EconomicsSettings
+from dosewatch.domain.report_period import Period, parse_period
+
+log = logging.getLogger(__name__)
+
+
+def refresh_rollup(request: Request) -> None:
+    """Before a report: recompute the dirty days in a short transaction of its own, so the
+    sweep never waits on a report's locks. A failure leaves the figures one job run behind,
+    never the report unanswered."""
+    try:
+        with request.app.state.pool.connection() as conn, conn.transaction():
+            rollups.refresh(conn, request.app.state.clock.now())
+    except psycopg.Error:
+        log.exception("adherence rollup refresh before a report failed")
+
+
+if TYPE_CHECKING:  # text() builds an Annotated type at run time; mypy sees a str
+    MonthText: TypeAlias = str
+    WeekText: TypeAlias = str
+    DistrictText: TypeAlias = str
+else:
+    MonthText, WeekText, DistrictText = text(7), text(8), text(100)
+Month = Annotated[MonthText | None, Query(description="YYYY-MM", examples=["2026-11"])]
+Week = Annotated[WeekText | None, Query(description="ISO week YYYY-Www", examples=["2026-W48"])]
+From = Annotated[date | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
+To = Annotated[date | None, Query(description="last day, included")]
+Threshold = Annotated[float, Query(ge=0, le=100, description="under-threshold limit, %")]
+TeamQ = Annotated[Id | None, Query(description="one team (a nurse: her own, the default)")]
+Dec = Annotated[report_csv.Decimal, Query(description="decimal comma (Excel sv) or point")]
+District = DistrictText
+E = errors(401, 403, 404)
+
+AsOf = Annotated[date | None, Query(description="the last day looked at (default: today)")]
+
+
+def today(request: Request, clk: Any) -> date:
+    return clk.now().astimezone(ZoneInfo(request.app.state.default_timezone)).date()  # type: ignore[no-any-return]
+
+
+def period_of(
+    request: Request,
+    clk: Any,
+    month: str | None,
+    week: str | None,
+    start: date | None,
+    end: date | None,
+    max_days: int = 400,
+) -> Period:
+    try:
+        return parse_period(
+            today(request, clk), month=month, week=week, start=start, end=end, max_days=max_days
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def team_name(conn: Db, acc: Access, team_id: int) -> str:
+    acc.check("team", team_id)
+    name = report_sql.teams(conn).get(team_id)
+    if name is None:
+        raise not_found(f"team {team_id}")
+    return name
+
+
+def team_scope(acc: Access, team_id: int | None) -> int | None:
+    """A nurse's reports are her team's; a manager's may be any one team, or all."""
+    if team_id is not None:
+        acc.check("team", team_id)
+        return team_id
+    return acc.team_scope
+
+
+def patient_info(conn: Db, acc: Access, patient_id: int, what: str) -> report_sql.PatientInfo:
+    acc.check("patient", patient_id)
+    info = report_sql.patients(conn, report_sql.Scope(patient_id=patient_id)).get(patient_id)
+    if info is None:
+        raise not_found(f"patient {patient_id}")
+    acc.log("open", "patient", patient_id, report=what)
+    return info
+
+
+def economics_settings(request: Request) -> EconomicsSettings:
+    found = getattr(request.app.state, "economics", None)
+    if isinstance(found, EconomicsSettings):
+        return found
+    try:
+        s = load_settings()
+    except ConfigError:  # checked at start-up already; a test app may have none
+        log.warning("economics settings unreadable; using the defaults")
+        return EconomicsSettings()
+    return EconomicsSettings(
+        s.economics_visit_anyway_share,
+        s.economics_minutes_per_visit,
+        s.economics_cost_per_hour_sek,
+        s.economics_cost_per_visit_sek,
+        s.economics_dispenser_rent_sek_per_month,
+    )
+
+
+def csv_table(report: dict[str, Any], table: str, name: str, decimal: str) -> Response:
+    return report_csv.response(report[table], f"{name}-{table}.csv", decimal)  # type: ignore[arg-type]
+
+
+def alarm_report(
+    request: Request,
+    conn: Db,
+    clk: Any,
+    acc: Access,
+    team_id: int | None,
+    month: str | None,
+    week: str | None,
+    start: date | None,
+    end: date | None,
+) -> dict[str, Any]:
+    scope = team_scope(acc, team_id)
+    period = period_of(request, clk, month, week, start, end)
+    return reports_ops.alarms_report(
+        conn, period, scope, clk.now(), request.app.state.default_timezone
+    )
+
+
+def insight_report(
+    request: Request, conn: Db, clk: Any, acc: Access, team_id: int | None, as_of: date | None
+) -> dict[str, Any]:
+    scope = team_scope(acc, team_id)
+    now_day = today(request, clk)
+    day = as_of or now_day
+    if day > now_day + timedelta(days=1):
+        raise HTTPException(422, "as_of must not be in the future")
+    return reports.insights_report(conn, day, scope, clk.now(), request.app.state.default_timezone)
