@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 import psycopg
-from fastapi import HTTPException, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 
 from dashboards import report_csv
 from dashboards.access import Access
-from dashboards.deps import Db, not_found
-from dashboards.fields import Id, errors, text
+from dashboards.deps import Db, Now, not_found
+from dashboards.fields import Id, errors, invalid, text
 from dosewatch import reports, reports_ops
 from dosewatch.config import ConfigError, load_settings
 from dosewatch.db import reports as report_sql
@@ -77,7 +77,23 @@ def period_of(
             today(request, clk), month=month, week=week, start=start, end=end, max_days=max_days
         )
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        invalid(("query", "month"), str(exc))
+
+
+def _period_query(
+    request: Request,
+    clk: Now,
+    month: Month = None,
+    week: Week = None,
+    start: From = None,
+    end: To = None,
+) -> Period:
+    """The report period from ``month``, ``week`` or ``from``/``to`` (default: this month)."""
+    return period_of(request, clk, month, week, start, end)
+
+
+# One set of period parameters for every report route (documented once, parsed once).
+PeriodQuery = Annotated[Period, Depends(_period_query)]
 
 
 def team_name(conn: Db, acc: Access, team_id: int) -> str:
@@ -152,5 +168,5 @@ def insight_report(
     now_day = today(request, clk)
     day = as_of or now_day
     if day > now_day + timedelta(days=1):
-        raise HTTPException(422, "as_of must not be in the future")
+        invalid(("query", "as_of"), "must not be in the future")
     return reports.insights_report(conn, day, scope, clk.now(), request.app.state.default_timezone)

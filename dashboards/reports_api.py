@@ -22,6 +22,7 @@ from dashboards.report_deps import (
     E,
     From,
     Month,
+    PeriodQuery,
     TeamQ,
     Threshold,
     To,
@@ -71,15 +72,11 @@ def team(
     conn: Db,
     clk: Now,
     acc: Care,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
+    period: PeriodQuery,
     threshold: Threshold = DEFAULT_THRESHOLD_PCT,
 ) -> dict[str, Any]:
     """A team: its figures, districts, weekly trend and every patient."""
     name = team_name(conn, acc, team_id)
-    period = period_of(request, clk, month, week, start, end)
     return reports.team(conn, team_id, name, period, threshold, clk.now())
 
 
@@ -91,10 +88,7 @@ def district(
     conn: Db,
     clk: Now,
     acc: Care,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
+    period: PeriodQuery,
     threshold: Threshold = DEFAULT_THRESHOLD_PCT,
 ) -> dict[str, Any]:
     """One district of a team (a patient's ``district``), shaped like the team report."""
@@ -102,7 +96,6 @@ def district(
     scope = report_sql.Scope(team_id=team_id, district=district, by_district=True)
     if not report_sql.patients(conn, scope):
         raise not_found(f"district {district!r} in team {team_id}")
-    period = period_of(request, clk, month, week, start, end)
     return reports.team(
         conn, team_id, name, period, threshold, clk.now(), district=district, by_district=True
     )
@@ -166,15 +159,11 @@ def economics(
     conn: Db,
     clk: Now,
     acc: Oversight,
+    period: PeriodQuery,
     team_id: TeamQ = None,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
 ) -> dict[str, Any]:
     """Home visits avoided, staff hours freed and net SEK, from the settings shown."""
     scope = team_scope(acc, team_id)
-    period = period_of(request, clk, month, week, start, end)
     return reports_ops.economics_report(conn, period, scope, clk.now(), economics_settings(request))
 
 

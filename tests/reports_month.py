@@ -285,15 +285,20 @@ def _alarms(cur: object) -> None:
     more (a made-up but stable spread: the slot id picks it), its SMS, and a failed call now
     and then."""
     cur.execute(  # type: ignore[attr-defined]
+        "INSERT INTO policy_versions (body) VALUES (%s) ON CONFLICT (digest) DO NOTHING",
+        (Jsonb(POLICY),),
+    )
+    cur.execute(  # type: ignore[attr-defined]
         "INSERT INTO alarms (kind, dispenser_id, patient_id, slot_id, slot_due_at, priority,"
         " opened_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, outcome, team_id,"
-        " policy, step_index)"
+        " policy_id, step_index)"
         " SELECT CASE s.state WHEN 'missed' THEN 'missed_dose' ELSE 'dose_status_unknown' END,"
         " s.dispenser_id, d.patient_id, s.id, s.due_at, 'medium', s.window_end,"
         " s.window_end + interval '1 minute' * (1 + (s.id * 7) %% 25), 'seed',"
         " s.window_end + interval '1 minute' * (5 + (s.id * 7) %% 25 + (s.id * 13) %% 56), 'seed',"
         " (ARRAY['reached_by_phone', 'reached_by_phone', 'home_visit', 'dose_taken_late',"
-        "  'patient_away', 'false_alarm'])[1 + s.id %% 6], p.team_id, %s, 3"
+        "  'patient_away', 'false_alarm'])[1 + s.id %% 6], p.team_id,"
+        " (SELECT id FROM policy_versions WHERE digest = md5(%s::jsonb::text)), 3"
         " FROM dose_slots s JOIN dispensers d ON d.id = s.dispenser_id"
         " JOIN patients p ON p.id = d.patient_id WHERE s.state IN ('missed', 'unknown')",
         (Jsonb(POLICY),),

@@ -10,10 +10,10 @@ from dosewatch.domain.alarm_figures import AlarmFacts
 
 # A policy's last step of its last round was paged: a notification for it exists.
 _REACHED_LAST = (
-    "EXISTS (SELECT 1 FROM notifications n WHERE n.alarm_id = a.id AND n.purpose = 'alarm'"
-    " AND a.policy IS NOT NULL"
-    " AND n.step_index = jsonb_array_length(a.policy -> 'steps') - 1"
-    " AND n.step_round = coalesce((a.policy ->> 'repeats')::int, 0))"
+    "EXISTS (SELECT 1 FROM notifications n JOIN policy_versions pv ON pv.id = a.policy_id"
+    " WHERE n.alarm_id = a.id AND n.purpose = 'alarm'"
+    " AND n.step_index = jsonb_array_length(pv.body -> 'steps') - 1"
+    " AND n.step_round = coalesce((pv.body ->> 'repeats')::int, 0))"
 )
 _IN_SCOPE = (
     " a.opened_at >= %(since)s AND a.opened_at < %(until)s"

@@ -16,7 +16,8 @@ from alarms.jobs import sweep_missed_doses
 from dashboards.app import create_app
 from dispenser_sim.messages import event
 from dosewatch.clock import FakeClock
-from dosewatch.db import alarms as alarm_sql
+from dosewatch.domain.alarms import Outcome
+from dosewatch.usecases import alarm_actions
 from gateway.writer import Inbound, write_batch
 from tests.auth_helpers import bearer, team
 from tests.helpers import add_dispenser
@@ -45,16 +46,16 @@ def world(pool: ConnectionPool, clock: FakeClock) -> Iterator[tuple[TestClient, 
     clock.set(DUE + timedelta(minutes=45))
     [alarm_id] = sweep_missed_doses(pool, clock)
     with pool.connection() as conn, conn.transaction():
-        alarm_sql.acknowledge(
+        alarm_actions.acknowledge(
             conn, alarm_id, clock.now() + timedelta(minutes=4), "nurse.eva", "console"
         )
-        alarm_sql.resolve(
+        alarm_actions.resolve(
             conn,
             alarm_id,
             clock.now() + timedelta(minutes=30),
             "nurse.eva",
             "console",
-            "reached_by_phone",
+            Outcome.REACHED_BY_PHONE,
             None,
         )
     clock.set(DUE + timedelta(hours=14))  # 22:00: both 20:00 windows closed too

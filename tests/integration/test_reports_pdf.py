@@ -141,7 +141,7 @@ def test_pdf_access_follows_the_report_rules(
     bad = client.get(
         "/api/v1/reports/municipality.pdf?month=2026-13", headers=bearer(pool, "manager")
     )
-    assert bad.status_code == 422 and "month" in bad.json()["detail"]
+    assert bad.status_code == 422 and "month" in bad.json()["detail"][0]["msg"]
     assert client.get("/api/v1/reports/municipality.pdf").status_code == 401
     with pool.connection() as conn:
         denied = conn.execute(

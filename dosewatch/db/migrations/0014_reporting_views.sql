@@ -52,10 +52,10 @@ SELECT a.id AS alarm_id, a.kind, a.priority, a.opened_at,
        f.first_ack_at, a.resolved_at, a.outcome,
        extract(epoch FROM f.first_ack_at - a.opened_at)::float8 AS ack_s,
        extract(epoch FROM a.resolved_at - a.opened_at)::float8 AS resolve_s,
-       EXISTS (SELECT 1 FROM notifications n WHERE n.alarm_id = a.id AND n.purpose = 'alarm'
-               AND a.policy IS NOT NULL
-               AND n.step_index = jsonb_array_length(a.policy -> 'steps') - 1
-               AND n.step_round = coalesce((a.policy ->> 'repeats')::int, 0))
+       EXISTS (SELECT 1 FROM notifications n JOIN policy_versions pv ON pv.id = a.policy_id
+               WHERE n.alarm_id = a.id AND n.purpose = 'alarm'
+               AND n.step_index = jsonb_array_length(pv.body -> 'steps') - 1
+               AND n.step_round = coalesce((pv.body ->> 'repeats')::int, 0))
            AS reached_last_step
 FROM alarms a
 JOIN patients p ON p.id = a.patient_id
