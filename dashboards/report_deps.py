@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from dashboards import report_csv
 from dashboards.access import Access
 from dashboards.deps import Db, Now, not_found
-from dashboards.fields import Id, errors, invalid, text
+from dashboards.fields import Day, Id, errors, invalid, text
 from dosewatch import reports, reports_ops
 from dosewatch.config import ConfigError, load_settings
 from dosewatch.db import reports as report_sql
@@ -48,15 +48,15 @@ else:
     MonthText, WeekText, DistrictText = text(7), text(8), text(100)
 Month = Annotated[MonthText | None, Query(description="YYYY-MM", examples=["2026-11"])]
 Week = Annotated[WeekText | None, Query(description="ISO week YYYY-Www", examples=["2026-W48"])]
-From = Annotated[date | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
-To = Annotated[date | None, Query(description="last day, included")]
+From = Annotated[Day | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
+To = Annotated[Day | None, Query(description="last day, included")]
 Threshold = Annotated[float, Query(ge=0, le=100, description="under-threshold limit, %")]
 TeamQ = Annotated[Id | None, Query(description="one team (a nurse: her own, the default)")]
 Dec = Annotated[report_csv.Decimal, Query(description="decimal comma (Excel sv) or point")]
 District = DistrictText
 E = errors(401, 403, 404)
 
-AsOf = Annotated[date | None, Query(description="the last day looked at (default: today)")]
+AsOf = Annotated[Day | None, Query(description="the last day looked at (default: today)")]
 
 
 def today(request: Request, clk: Any) -> date:
