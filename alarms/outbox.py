@@ -114,8 +114,11 @@ class Dispatcher:
         except NotificationError as exc:
             self._failed(group, exc, now)
             return
-        except Exception as exc:  # a bug or a network error: treat as transient, keep the row
-            log.exception("sending %s failed unexpectedly", out.ref)
+        except Exception as exc:  # noqa: BLE001 - a defect must not stop every other SMS
+            # Deliberate: a bug in one message (logged with its traceback) is retried with
+            # backoff and then fails that row, so the escalation moves on; letting it escape
+            # would stop the dispatcher, and with it every nurse's page.
+            log.exception("sending %s failed unexpectedly (a defect)", out.ref)
             self._failed(group, NotificationError(Failure(None, None, str(exc))), now)
             return
         with self._pool.connection() as conn:

@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any, Literal
 
 import anyio.to_thread
@@ -253,6 +253,6 @@ def _cookies(header: str) -> dict[str, str]:
     jar: SimpleCookie = SimpleCookie()
     try:
         jar.load(header)
-    except Exception:  # a malformed Cookie header authenticates nobody
+    except CookieError:  # a malformed Cookie header authenticates nobody
         return {}
     return {k: m.value for k, m in jar.items()}

@@ -80,7 +80,7 @@ class Hub:
                         self._publish({"type": "alarm", **payload})
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - keep listening whatever went wrong
+            except (psycopg.Error, OSError) as exc:  # the database went away: listen again
                 self.listening.clear()
                 log.warning("alarm listener: %s; reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
