@@ -125,7 +125,11 @@ def slot_subject(
 
 
 def open_slot_alarm(conn: DbConn, slot_id: int, now: datetime, via: str) -> int | None:
-    """Open the alarm of one slot already closed untaken (a device's ``dose_not_taken``)."""
+    """Open the alarm of one slot a device's ``dose_not_taken`` closed as missed.
+
+    The alarm is a missed-dose alarm whatever the slot holds by now: in one batch a later
+    ``dose_taken`` may already have taken the slot, and its clear follows this opening, exactly
+    as when the two messages are stored one at a time (the ingest plan's order)."""
     with conn.transaction():
         row = opening_sql.slot_subject(conn, slot_id)
         if row is None:
@@ -134,7 +138,7 @@ def open_slot_alarm(conn: DbConn, slot_id: int, now: datetime, via: str) -> int 
             row["slot_id"],
             row["dispenser_id"],
             row["due_at"],
-            SlotState(row["state"]),
+            SlotState.MISSED,
             row["time_critical"],
             row["patient_id"],
             row["team_id"],
