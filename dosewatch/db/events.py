@@ -76,7 +76,7 @@ def lock_candidate_slots(
 
 def write_slots(conn: DbConn, writes: Sequence[SlotWrite]) -> None:
     """New slot states; ``closed_at`` and ``taken_event_id`` keep a value already stored
-    (the same COALESCE rules as ``schedules.set_slot_state``)."""
+    (``closed_at`` and ``taken_event_id`` keep the first value written)."""
     if not writes:
         return
     conn.execute(

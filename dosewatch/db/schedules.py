@@ -184,25 +184,6 @@ def list_slots(conn: DbConn, dispenser_id: str, start: datetime, end: datetime) 
     ).fetchall()
 
 
-def slots_for_matching(conn: DbConn, dispenser_id: str, lo: datetime, hi: datetime) -> list[Row]:
-    """Candidate slots, locked: the writer decides and updates under the same lock."""
-    return conn.execute(
-        "SELECT id, due_at, window_end, state FROM dose_slots"
-        " WHERE dispenser_id = %s AND due_at BETWEEN %s AND %s ORDER BY due_at FOR UPDATE",
-        (dispenser_id, lo, hi),
-    ).fetchall()
-
-
-def set_slot_state(
-    conn: DbConn, slot_id: int, state: str, now: datetime, event_id: str | None = None
-) -> None:
-    conn.execute(
-        "UPDATE dose_slots SET state = %s, closed_at = COALESCE(closed_at, %s),"
-        " taken_event_id = COALESCE(%s, taken_event_id) WHERE id = %s",
-        (state, now, event_id, slot_id),
-    )
-
-
 def suspend_open_slots(conn: DbConn, dispenser_id: str, now: datetime) -> int:
     """Suspend slots already due (window still open) that fall inside an absence."""
     cur = conn.execute(
