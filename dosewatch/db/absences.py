@@ -26,7 +26,7 @@ def create(
     by: str,
     now: datetime,
 ) -> Row:
-    row = conn.execute(
+    row: Row | None = conn.execute(
         "INSERT INTO absences (dispenser_id, starts_at, ends_at, reason, created_by, created_at)"
         f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
         (dispenser_id, starts_at, ends_at, reason, by, now),

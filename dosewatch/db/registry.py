@@ -12,7 +12,7 @@ Row = dict[str, Any]
 def create_patient(
     conn: DbConn, *, name: str, phone: str, address: str | None, note: str | None
 ) -> Row:
-    row = conn.execute(
+    row: Row | None = conn.execute(
         "INSERT INTO patients (name, phone, address, note) VALUES (%s, %s, %s, %s)"
         " RETURNING id, name, phone, address, note, created_at",
         (name, phone, address, note),
@@ -29,7 +29,7 @@ def get_patient(conn: DbConn, patient_id: int) -> Row | None:
 
 
 def create_dispenser(conn: DbConn, *, dispenser_id: str, patient_id: int) -> Row:
-    row = conn.execute(
+    row: Row | None = conn.execute(
         "INSERT INTO dispensers (id, patient_id) VALUES (%s, %s)"
         " RETURNING id, patient_id, created_at",
         (dispenser_id, patient_id),

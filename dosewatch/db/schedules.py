@@ -49,7 +49,7 @@ def save_schedule(
 ) -> Row:
     """Store a new version (every earlier one stays readable) and return it."""
     conn.execute("SELECT 1 FROM dispensers WHERE id = %s FOR UPDATE", (dispenser_id,))
-    row = conn.execute(
+    row: Row | None = conn.execute(
         f"INSERT INTO schedules ({_VERSION_COLUMNS})"
         " SELECT %(d)s, COALESCE(MAX(version), 0) + 1, %(tz)s, %(doses)s, %(vf)s, %(vu)s,"
         " %(ef)s, %(now)s, %(by)s FROM schedules WHERE dispenser_id = %(d)s"

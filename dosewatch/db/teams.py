@@ -64,7 +64,7 @@ def lock_team(conn: DbConn, team_id: int) -> bool:
 def create_nurse(
     conn: DbConn, *, team_id: int, name: str, phone: str, language: str, now: datetime
 ) -> Row:
-    row = conn.execute(
+    row: Row | None = conn.execute(
         "INSERT INTO nurses (team_id, name, phone, language, created_at)"
         f" VALUES (%s, %s, %s, %s, %s) RETURNING {_NURSE_COLUMNS}",
         (team_id, name, phone, language, now),
@@ -181,7 +181,7 @@ def save_policy(
     conn: DbConn, team_id: int, policy: dict[str, Any], *, created_by: str, now: datetime
 ) -> Row:
     """Store the next version; the caller has locked the team (:func:`lock_team`)."""
-    row = conn.execute(
+    row: Row | None = conn.execute(
         f"INSERT INTO escalation_policies ({_POLICY_COLUMNS})"
         " SELECT %(t)s, COALESCE(MAX(version), 0) + 1, %(p)s, %(now)s, %(by)s"
         f" FROM escalation_policies WHERE team_id = %(t)s RETURNING {_POLICY_COLUMNS}",

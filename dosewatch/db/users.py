@@ -96,7 +96,7 @@ def create_user(
     """Raises :class:`UserError` for a bad role/team/password, ``UniqueViolation`` if taken."""
     check_role_team(role, team_id)
     _team_exists(conn, team_id)
-    row = conn.execute(
+    row: Row | None = conn.execute(
         "INSERT INTO users (username, name, role, team_id, language, password_hash,"
         " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         f" RETURNING {_USER_COLUMNS}",
