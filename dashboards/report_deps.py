@@ -92,8 +92,29 @@ def _period_query(
     return period_of(request, clk, month, week, start, end)
 
 
+def _calendar_period_query(
+    request: Request,
+    clk: Now,
+    month: Month = None,
+    week: Week = None,
+    start: From = None,
+    end: To = None,
+) -> Period:
+    """As :func:`_period_query`, at most 62 days: a calendar lists every slot."""
+    return period_of(request, clk, month, week, start, end, max_days=CALENDAR_MAX_DAYS)
+
+
 # One set of period parameters for every report route (documented once, parsed once).
 PeriodQuery = Annotated[Period, Depends(_period_query)]
+CalendarPeriodQuery = Annotated[Period, Depends(_calendar_period_query)]
+CALENDAR_MAX_DAYS = 62
+
+
+def within(period: Period, max_days: int) -> Period:
+    """``period`` when it is at most ``max_days`` long; a 422 in the one error shape otherwise."""
+    if period.days > max_days:
+        invalid(("query", "from"), f"a period is at most {max_days} days")
+    return period
 
 
 def team_name(conn: Db, acc: Access, team_id: int) -> str:
@@ -149,13 +170,9 @@ def alarm_report(
     clk: Any,
     acc: Access,
     team_id: int | None,
-    month: str | None,
-    week: str | None,
-    start: date | None,
-    end: date | None,
+    period: Period,
 ) -> dict[str, Any]:
     scope = team_scope(acc, team_id)
-    period = period_of(request, clk, month, week, start, end)
     return reports_ops.alarms_report(
         conn, period, scope, clk.now(), request.app.state.default_timezone
     )

@@ -18,24 +18,19 @@ from dashboards.deps import Db, Now, not_found
 from dashboards.fields import Id
 from dashboards.report_deps import (
     AsOf,
+    CalendarPeriodQuery,
     District,
     E,
-    From,
-    Month,
     PeriodQuery,
     TeamQ,
     Threshold,
-    To,
-    Week,
     alarm_report,
     economics_settings,
     insight_report,
     patient_info,
-    period_of,
     refresh_rollup,
     team_name,
     team_scope,
-    today,
 )
 from dashboards.reports_export import router as export_router
 from dosewatch import reports, reports_ops
@@ -50,25 +45,19 @@ router.include_router(export_router)  # first: "/teams/3.csv" is not team "3.csv
 
 @router.get("/municipality", response_model=rs.Municipality, responses=E)
 def municipality(
-    request: Request,
     conn: Db,
     clk: Now,
     acc: Oversight,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
+    period: PeriodQuery,
     threshold: Threshold = DEFAULT_THRESHOLD_PCT,
 ) -> dict[str, Any]:
     """Adherence of every team, district and week; patients under the threshold."""
-    period = period_of(request, clk, month, week, start, end)
     return reports.municipality(conn, period, threshold, clk.now())
 
 
 @router.get("/teams/{team_id}", response_model=rs.TeamReport, responses=E)
 def team(
     team_id: Id,
-    request: Request,
     conn: Db,
     clk: Now,
     acc: Care,
@@ -84,7 +73,6 @@ def team(
 def district(
     team_id: Id,
     district: District,
-    request: Request,
     conn: Db,
     clk: Now,
     acc: Care,
@@ -104,36 +92,26 @@ def district(
 @router.get("/patients/{patient_id}", response_model=rs.PatientReport, responses=E)
 def patient(
     patient_id: Id,
-    request: Request,
     conn: Db,
     clk: Now,
     acc: Care,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
+    period: PeriodQuery,
 ) -> dict[str, Any]:
     """A patient's figures by week, day and dose time. Audited as an opening of the patient."""
     info = patient_info(conn, acc, patient_id, "patient")
-    period = period_of(request, clk, month, week, start, end)
     return reports.patient(conn, info, period, clk.now())
 
 
 @router.get("/patients/{patient_id}/calendar", response_model=rs.Calendar, responses=E)
 def calendar(
     patient_id: Id,
-    request: Request,
     conn: Db,
     clk: Now,
     acc: Care,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
+    period: CalendarPeriodQuery,
 ) -> dict[str, Any]:
     """Every dose slot of the period (at most 62 days). Audited as an opening of the patient."""
     patient_info(conn, acc, patient_id, "calendar")
-    period = period_of(request, clk, month, week, start, end, max_days=62)
     return reports.calendar(conn, patient_id, period)
 
 
@@ -143,14 +121,11 @@ def alarms(
     conn: Db,
     clk: Now,
     acc: Care,
+    period: PeriodQuery,
     team_id: TeamQ = None,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
 ) -> dict[str, Any]:
     """Time to acknowledge and resolve by team, shift and kind; outcomes; failed deliveries."""
-    return alarm_report(request, conn, clk, acc, team_id, month, week, start, end)
+    return alarm_report(request, conn, clk, acc, team_id, period)
 
 
 @router.get("/economics", response_model=rs.EconomicsReport, responses=E)
@@ -173,7 +148,3 @@ def insights(
 ) -> dict[str, Any]:
     """Falling adherence, habitually late doses and dispensers that need a look."""
     return insight_report(request, conn, clk, acc, team_id, as_of)
-
-
-# The PDF routes imported these by their first names; dashboards.report_deps is their home now.
-_economics, _period, _team_name, _today = economics_settings, period_of, team_name, today

@@ -13,21 +13,19 @@ from dashboards.access import Care, Oversight
 from dashboards.deps import Db, Now
 from dashboards.fields import Id
 from dashboards.report_deps import (
+    CALENDAR_MAX_DAYS,
     AsOf,
     Dec,
     E,
-    From,
-    Month,
+    PeriodQuery,
     TeamQ,
     Threshold,
-    To,
-    Week,
     alarm_report,
     csv_table,
     insight_report,
     patient_info,
-    period_of,
     team_name,
+    within,
 )
 from dosewatch import reports
 from dosewatch.domain.adherence import DEFAULT_THRESHOLD_PCT
@@ -42,19 +40,14 @@ InsightTable = Literal["falling", "habitually_late", "devices"]
 
 @router.get("/municipality.csv", responses={**E, **report_csv.CSV_DOC}, response_class=Response)
 def municipality_csv(
-    request: Request,
     conn: Db,
     clk: Now,
     acc: Oversight,
+    period: PeriodQuery,
     table: MunicipalityTable = "teams",
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
     threshold: Threshold = DEFAULT_THRESHOLD_PCT,
     decimal: Dec = "comma",
 ) -> Response:
-    period = period_of(request, clk, month, week, start, end)
     report = reports.municipality(conn, period, threshold, clk.now())
     return csv_table(report, table, f"municipality-{period.start}-{period.end}", decimal)
 
@@ -62,20 +55,15 @@ def municipality_csv(
 @router.get("/teams/{team_id}.csv", responses={**E, **report_csv.CSV_DOC}, response_class=Response)
 def team_csv(
     team_id: Id,
-    request: Request,
     conn: Db,
     clk: Now,
     acc: Care,
+    period: PeriodQuery,
     table: TeamTable = "patients",
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
     threshold: Threshold = DEFAULT_THRESHOLD_PCT,
     decimal: Dec = "comma",
 ) -> Response:
     name = team_name(conn, acc, team_id)
-    period = period_of(request, clk, month, week, start, end)
     report = reports.team(conn, team_id, name, period, threshold, clk.now())
     return csv_table(report, table, f"team-{team_id}-{period.start}-{period.end}", decimal)
 
@@ -85,24 +73,18 @@ def team_csv(
 )
 def patient_csv(
     patient_id: Id,
-    request: Request,
     conn: Db,
     clk: Now,
     acc: Care,
+    period: PeriodQuery,
     table: PatientTable = "daily",
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
     decimal: Dec = "comma",
 ) -> Response:
     info = patient_info(conn, acc, patient_id, f"csv:{table}")
     if table == "calendar":
-        period = period_of(request, clk, month, week, start, end, max_days=62)
-        report = reports.calendar(conn, patient_id, period)
+        report = reports.calendar(conn, patient_id, within(period, CALENDAR_MAX_DAYS))
         table_rows = "slots"
     else:
-        period = period_of(request, clk, month, week, start, end)
         report = reports.patient(conn, info, period, clk.now())
         table_rows = table
     return report_csv.response(
@@ -116,15 +98,12 @@ def alarms_csv(
     conn: Db,
     clk: Now,
     acc: Care,
+    period: PeriodQuery,
     table: AlarmTable = "by_team",
     team_id: TeamQ = None,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
     decimal: Dec = "comma",
 ) -> Response:
-    report = alarm_report(request, conn, clk, acc, team_id, month, week, start, end)
+    report = alarm_report(request, conn, clk, acc, team_id, period)
     return csv_table(report, table, "alarms", decimal)
 
 

@@ -20,7 +20,7 @@ from dashboards import reports_pdf
 from dashboards.access import Access, Care, Oversight
 from dashboards.deps import Db, Now
 from dashboards.fields import Id, Text, errors
-from dashboards.reports_api import _economics, _period, _team_name, _today
+from dashboards.report_deps import economics_settings, period_of, team_name, today
 from dosewatch import reports, reports_ops
 from dosewatch.domain.adherence import DEFAULT_THRESHOLD_PCT
 from dosewatch.domain.report_period import Period
@@ -40,7 +40,7 @@ PDF_DOC: dict[int | str, dict[str, Any]] = {
 def _month(request: Request, clk: Any, month: str | None) -> str:
     if month is not None:
         return month
-    last = _today(request, clk).replace(day=1) - timedelta(days=1)
+    last = today(request, clk).replace(day=1) - timedelta(days=1)
     return f"{last.year:04d}-{last.month:02d}"
 
 
@@ -70,7 +70,7 @@ def _document(
     only, like the API's) and the insights as of its last day (or today, in a running month)."""
     tz = request.app.state.default_timezone
     now = clk.now()
-    last_day = min(period.end, _today(request, clk))
+    last_day = min(period.end, today(request, clk))
     return reports_pdf.render(
         reports_pdf.MonthlyReport(
             scope=scope,
@@ -78,7 +78,9 @@ def _document(
             report=report,
             alarms=reports_ops.alarms_report(conn, period, team_id, now, tz),
             economics=(
-                reports_ops.economics_report(conn, period, team_id, now, _economics(request))
+                reports_ops.economics_report(
+                    conn, period, team_id, now, economics_settings(request)
+                )
                 if acc.principal.role in ("manager", "admin")
                 else None
             ),
@@ -103,7 +105,7 @@ def municipality_pdf(
 ) -> Response:
     """The municipality's monthly report: figures by team and district, no patient named."""
     chosen = _month(request, clk, month)
-    period = _period(request, clk, chosen, None, None, None)
+    period = period_of(request, clk, chosen, None, None, None)
     report = reports.municipality(conn, period, threshold, clk.now())
     content = _document(request, conn, clk, acc, "municipality", period, report, None, lang)
     acc.log("export", "report", "municipality", format="pdf", month=chosen)
@@ -124,9 +126,9 @@ def team_pdf(
     lang: Language = None,
 ) -> Response:
     """A team's monthly report, with each of its patients' figures."""
-    name = _team_name(conn, acc, team_id)
+    name = team_name(conn, acc, team_id)
     chosen = _month(request, clk, month)
-    period = _period(request, clk, chosen, None, None, None)
+    period = period_of(request, clk, chosen, None, None, None)
     report = reports.team(conn, team_id, name, period, threshold, clk.now())
     content = _document(request, conn, clk, acc, "team", period, report, team_id, lang)
     acc.log(
