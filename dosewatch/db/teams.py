@@ -139,6 +139,21 @@ def patient_side(conn: DbConn, patient_id: int) -> PatientSide | None:
     ).fetchone()
 
 
+class DispenserTeam(TypedDict):
+    patient_id: int
+    team_id: int | None
+    training: bool | None  # None: the patient has no team
+
+
+def dispenser_team(conn: DbConn, dispenser_id: str) -> DispenserTeam | None:
+    return conn.execute(
+        "SELECT d.patient_id, p.team_id, t.training FROM dispensers d"
+        " JOIN patients p ON p.id = d.patient_id LEFT JOIN teams t ON t.id = p.team_id"
+        " WHERE d.id = %s",
+        (dispenser_id,),
+    ).fetchone()
+
+
 def is_training_team(conn: DbConn, team_id: int | None) -> bool:
     return bool(team_id is not None and training_teams(conn, [team_id]))
 
