@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from fhirclient.models import medicationadministration
+from fhirclient.models import patient as fhir_patient
 from psycopg_pool import ConnectionPool
 
 from alarms.fanout import fan_out
@@ -207,6 +209,26 @@ def test_reports_and_grafana_leave_the_training_team_out(
             (team_id,),
         ).fetchone()
     assert views == {"alarms": 1, "missed": 1, "teams": 0}
+
+
+def test_fhir_labels_a_training_patients_resources_as_test_data(
+    world: tuple[TestClient, Scenario, int], pool: ConnectionPool, clock: FakeClock
+) -> None:
+    client, scenario, team_id = world
+    patient = add_dispenser(pool, "TRN-SCHED", clock.now())
+    put_patient_in_team(pool, patient, team_id)
+    scenario.run_until(clock.now() + timedelta(hours=2))  # its 08:00 dose is missed
+    htest = [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HTEST",
+              "display": "test health data"}]  # fmt: skip
+    body = client.get(f"/fhir/R4/Patient/{patient}").json()
+    fhir_patient.Patient(body)  # valid R4
+    assert body["meta"]["security"] == htest
+    assert client.get("/fhir/R4/Device/TRN-SCHED").json()["meta"]["security"] == htest
+    bundle = client.get("/fhir/R4/MedicationAdministration", params={"patient": patient}).json()
+    [entry] = bundle["entry"]
+    medicationadministration.MedicationAdministration(entry["resource"])
+    assert entry["resource"]["meta"]["security"] == htest
+    assert "meta" not in client.get("/fhir/R4/Patient/1").json()  # a real patient: no label
 
 
 def test_scaip_never_gets_a_training_alarm_and_webhooks_mark_it(
