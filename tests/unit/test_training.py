@@ -3,7 +3,10 @@ flag may change and a patient may move, and how every text and export marks it."
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -183,3 +186,20 @@ def test_a_webhook_says_training() -> None:
         training=True,
     )  # fmt: skip
     assert webhooks.payload(event)["alarm"]["training"] is True
+
+
+def test_the_training_texts_exist_in_both_languages() -> None:
+    web = Path(__file__).resolve().parents[2] / "dashboards" / "web"
+    sv = json.loads((web / "i18n" / "sv.training.json").read_text("utf-8"))
+    en = json.loads((web / "i18n" / "en.training.json").read_text("utf-8"))
+    assert sv.keys() == en.keys()
+    fields = re.compile(r"\{(\w+)\}")
+    assert {k: fields.findall(v) for k, v in sv.items()} == {
+        k: fields.findall(v) for k, v in en.items()
+    }
+    used: set[str] = set()
+    for name in ("admin_training.js", "console.js", "handover.js", "admin.js"):
+        used |= set(re.findall(r"\bt\(\"(training_\w+)\"[,)]", (web / "static" / name).read_text()))
+    used |= {f"training_kind_{k.value}" for k in TriggerKind}
+    used |= {"training_make_q", "training_unmake_q", "training_make", "training_unmake"}
+    assert used <= sv.keys(), used - sv.keys()
