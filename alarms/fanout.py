@@ -38,7 +38,7 @@ def fan_out(pool: ConnectionPool, clock: Clock, batch: int = 500) -> int:
                 team = centres.get(e.team_id) if e.team_id is not None else None
                 if e.action != "opened" or team is None:
                     continue
-                if not scaip.forwardable(e.kind, frozenset(team.kinds)):
+                if not scaip.forwardable(e.kind, frozenset(team.kinds), e.training):
                     continue
                 ref = scaip.reference(e.alarm_id)
                 body = scaip.alarm_message(scaip.ScaipAlarm(

@@ -132,7 +132,7 @@ class Dispatcher:
         language = first["language"]
         purpose = first["purpose"]
         if first["channel"] == "voice":
-            body = messages.voice_prompt(language)
+            body = messages.voice_prompt(language, any(f.training for f in facts))
         elif purpose == "alarm":
             body = messages.alarm_sms(facts, language, self._tz, links)
         elif purpose == "all_clear":

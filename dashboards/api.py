@@ -28,7 +28,7 @@ from dosewatch.db import quarantine as quarantine_sql
 from dosewatch.db import scope as scope_sql
 from dosewatch.db import teams as team_sql
 from dosewatch.domain.alarms import AlarmState
-from dosewatch.usecases import alarm_actions
+from dosewatch.usecases import alarm_actions, training
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -48,7 +48,9 @@ def get_patient(patient_id: Id, conn: Db, acc: AnyRole) -> dict:
     return registry.get_patient(conn, patient_id) or raise_(not_found(f"patient {patient_id}"))
 
 
-@router.put("/patients/{patient_id}/team", response_model=schemas.Patient, responses=errors(404))
+@router.put(
+    "/patients/{patient_id}/team", response_model=schemas.Patient, responses=errors(404, 409)
+)
 def put_patient_team(
     patient_id: Id, body: ts.PatientTeamIn, conn: Db, acc: Admin, actor: Actor = "api"
 ) -> dict[str, Any]:
@@ -57,6 +59,9 @@ def put_patient_team(
         raise not_found(f"patient {patient_id}")
     if body.team_id is not None and team_sql.get_team(conn, body.team_id) is None:
         invalid(("body", "team_id"), f"team {body.team_id} does not exist")
+    refusal = training.patient_move_refusal(conn, patient_id, body.team_id)
+    if refusal is not None:
+        raise HTTPException(409, f"patient {patient_id}: {refusal}")
     team_sql.set_patient_team(conn, patient_id, body.team_id)
     acc.log("update", "patient", patient_id, team_id=body.team_id)
     log.info("patient %s moved to team %s by %s", patient_id, body.team_id, acc.claimed(actor))

@@ -26,6 +26,7 @@ from dashboards.scaip_api import router as scaip_router
 from dashboards.schedules_api import router as schedules_router
 from dashboards.stream import router as stream_router
 from dashboards.teams_api import router as teams_router
+from dashboards.training_api import router as training_router
 from dashboards.twilio_hooks import twilio_router
 from dashboards.webhooks_api import document as document_webhooks
 from dashboards.webhooks_api import router as webhooks_router
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(identity_router)
     app.include_router(webhooks_router)
     app.include_router(scaip_router)
+    app.include_router(training_router)
     document_webhooks(app)
     auth.install(app)  # sessions, tokens and CSRF for everything; /api/v1 needs a caller
     app.include_router(twilio_router(twilio_auth_token, public_url))

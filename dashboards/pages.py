@@ -31,7 +31,7 @@ LANGUAGES = ("sv", "en")
 DEFAULT_LANGUAGE = "sv"
 ADMIN_SECTIONS = (
     "patients", "dispensers", "schedules", "absences", "teams", "rosters", "policies",
-    "integrations",
+    "integrations", "training",
 )  # fmt: skip
 START_PAGE = {"nurse": "/console", "pharmacist": "/worklist", "manager": "/reports"}
 

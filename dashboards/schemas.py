@@ -257,6 +257,11 @@ class Alarm(BaseModel):
     remind_at: datetime | None = None
     ack_code: str | None = Field(default=None, description="reply 'OK <code>' by SMS")
     acknowledged_nurse_id: int | None = None
+    training: bool = Field(
+        default=False,
+        description="a training team's alarm (training mode): never a real patient, never"
+        " forwarded to an alarm receiving centre, left out of every report",
+    )
 
 
 class AlarmHistory(BaseModel):

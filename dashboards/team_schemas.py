@@ -61,6 +61,11 @@ class Team(BaseModel):
     name: str
     created_at: datetime
     policy_version: int | None = Field(description="current escalation policy; null: default")
+    training: bool = Field(
+        default=False,
+        description="a training team (training mode): its alarms are practice, marked as such,"
+        " never paging a real number, in no report",
+    )
 
 
 class NurseIn(_In):

@@ -160,7 +160,7 @@ def twilio_router(auth_token: str | None, public_url: str | None) -> APIRouter:
             timeout=GATHER_TIMEOUT_S,
             method="POST",
         )
-        gather.say(messages.voice_prompt(lang), language=VOICE[lang])
+        gather.say(messages.voice_prompt(lang, facts.training), language=VOICE[lang])
         # Reached only when the Gather times out (a voicemail, or nobody there): the call
         # ends; the status callback records 'no_keypress' and the escalation goes on.
         twiml.say(_t(lang)["no_key"], language=VOICE[lang])

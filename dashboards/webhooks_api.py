@@ -116,6 +116,9 @@ class AlarmSummary(BaseModel):
     patient_id: int = Field(description="read the patient through the API or FHIR if needed")
     slot_due_at: datetime | None
     opened_at: datetime
+    training: bool = Field(
+        default=False, description="a training team's alarm (training mode): practice, not care"
+    )
 
 
 class AlarmEventBody(BaseModel):

@@ -12,6 +12,10 @@ A call says only "dosewatch alarm, press any key" (:func:`voice_prompt`) until a
 pressed: a voicemail that answers records nothing about the patient. The details and the
 acknowledgement prompt (:func:`voice_details`) come after the keypress.
 
+A training alarm (training mode, :mod:`dosewatch.domain.training`) says so first, in every text
+and call: ``TRÄNING: dosewatch: Missad dos …`` / ``TRAINING: …``, so nobody takes a practice
+alarm for a real one, or a real one for practice.
+
 Short enough for one SMS segment where possible: what, when, whom, how to acknowledge. Times
 are shown on the patient's wall clock, because that is the time the nurse will talk about.
 """
@@ -41,6 +45,7 @@ class AlarmFacts:
     ack_code: str | None
     patient: Patient
     detail: Detail  # the patient's team's choice
+    training: bool = False  # a training team's alarm
 
     @property
     def shown(self) -> Shown:
@@ -108,8 +113,16 @@ _TEXT = {
 }
 
 
+TRAINING = {"sv": "TRÄNING", "en": "TRAINING"}
+
+
 def _lang(language: str) -> str:
     return language if language in _TEXT else "sv"
+
+
+def training_mark(text: str, training: bool, language: str) -> str:
+    """``text`` as a training alarm says it: the word first, before anything else."""
+    return f"{TRAINING[_lang(language)]}: {text}" if training else text
 
 
 def kind_text(kind: str, language: str) -> str:
@@ -143,16 +156,25 @@ def alarm_sms(facts: Sequence[AlarmFacts], language: str, tz: ZoneInfo, console_
     """One SMS for one alarm or a bundle of several for the same nurse."""
     lang = _lang(language)
     t = _TEXT[lang]
+    training = any(f.training for f in facts)
     if len(facts) == 1:
         f = facts[0]
         reply = t["reply"].format(code=f.ack_code)
-        return f"dosewatch: {_one_line(f, lang, tz)}. {reply} {alarm_link(console_url, f.alarm_id)}"
+        text = f"dosewatch: {_one_line(f, lang, tz)}. {reply} {alarm_link(console_url, f.alarm_id)}"
+        return training_mark(text, training, lang)
+    # A bundle that mixes the two (it should never happen) marks each training line too.
+    mixed = training and not all(f.training for f in facts)
     lines = [
-        f"- {_one_line(f, lang, tz)} (OK {f.ack_code}) {alarm_link(console_url, f.alarm_id)}"
+        training_mark(
+            f"- {_one_line(f, lang, tz)} (OK {f.ack_code}) {alarm_link(console_url, f.alarm_id)}",
+            mixed and f.training,
+            lang,
+        )
         for f in facts
     ]
     reply = t["reply"].format(code="<kod>" if lang == "sv" else "<code>")
-    return "\n".join([f"dosewatch: {t['alarms'].format(n=len(facts))}", *lines, reply])
+    head = training_mark(f"dosewatch: {t['alarms'].format(n=len(facts))}", training, lang)
+    return "\n".join([head, *lines, reply])
 
 
 def all_clear_sms(f: AlarmFacts, language: str, tz: ZoneInfo, console_url: str) -> str:
@@ -167,13 +189,17 @@ def all_clear_sms(f: AlarmFacts, language: str, tz: ZoneInfo, console_url: str) 
         text = _TEXT[lang]["all_clear_cleared"].format(
             what=what, patient=who, at=_clock(f.cleared_at, tz)
         )
-    return f"dosewatch: {text} {alarm_link(console_url, f.alarm_id)}"
+    return training_mark(
+        f"dosewatch: {text} {alarm_link(console_url, f.alarm_id)}", f.training, lang
+    )
 
 
 def reminder_sms(f: AlarmFacts, language: str, console_url: str) -> str:
     lang = _lang(language)
     text = _TEXT[lang]["reminder"].format(what=kind_text(f.kind, lang), patient=_who(f.shown))
-    return f"dosewatch: {text} {alarm_link(console_url, f.alarm_id)}"
+    return training_mark(
+        f"dosewatch: {text} {alarm_link(console_url, f.alarm_id)}", f.training, lang
+    )
 
 
 def patient_reminder_sms(language: str) -> str:
@@ -183,25 +209,27 @@ def patient_reminder_sms(language: str) -> str:
     return _TEXT[_lang(language)]["patient_reminder"]
 
 
-def voice_prompt(language: str) -> str:
+def voice_prompt(language: str, training: bool = False) -> str:
     """All a call says before a key is pressed: nothing a voicemail could keep about anyone."""
-    return _TEXT[_lang(language)]["prompt"]
+    return training_mark(_TEXT[_lang(language)]["prompt"], training, language)
 
 
 def voice_details(f: AlarmFacts, language: str, tz: ZoneInfo) -> str:
     """What the call says once a key was pressed, with the acknowledgement prompt."""
     lang = _lang(language)
-    return _TEXT[lang]["details"].format(
+    text = _TEXT[lang]["details"].format(
         what=kind_text(f.kind, lang),
         at=_clock(f.slot_due_at or f.opened_at, tz),
         patient=_who(f.shown, spoken_in=lang),
     )
+    return training_mark(text, f.training, lang)
 
 
 def sms_acknowledged(f: AlarmFacts, language: str) -> str:
     """The answer to an ``OK <code>`` reply: it lands on the same phone, so the same rule."""
     lang = _lang(language)
-    return _TEXT[lang]["acked"].format(what=kind_text(f.kind, lang), patient=_who(f.shown))
+    text = _TEXT[lang]["acked"].format(what=kind_text(f.kind, lang), patient=_who(f.shown))
+    return training_mark(text, f.training, lang)
 
 
 def with_ref(body: str, ref: str) -> str:

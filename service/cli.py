@@ -237,6 +237,9 @@ app.add_typer(dispenser_app, name="dispenser")
 from service.sim_cli import app as sim_app  # noqa: E402  (the fleet simulator's commands)
 
 app.add_typer(sim_app, name="sim")
+from service.training_cli import app as training_app  # noqa: E402  (training mode)
+
+app.add_typer(training_app, name="training")
 
 
 @dispenser_app.command("provision")

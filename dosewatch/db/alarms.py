@@ -24,6 +24,15 @@ ALARM_COLUMNS = (
 )
 
 
+def training_sql(alias: str = "alarms") -> str:
+    """Whether the alarm ``alias`` is a training alarm: derived from the team it pages (where
+    "training" lives, :mod:`dosewatch.domain.training`), never stored on the alarm."""
+    return f"EXISTS (SELECT 1 FROM teams tt WHERE tt.id = {alias}.team_id AND tt.training)"
+
+
+SELECT_ALARM = f"SELECT {ALARM_COLUMNS}, {training_sql()} AS training FROM alarms"
+
+
 class AlarmRow(TypedDict):
     id: int
     kind: str
@@ -48,6 +57,7 @@ class AlarmRow(TypedDict):
     remind_at: datetime | None
     ack_code: str | None
     acknowledged_nurse_id: int | None
+    training: bool
 
 
 class HistoryRow(TypedDict):
@@ -115,12 +125,12 @@ def set_resolved(
 
 
 def get_alarm(conn: DbConn, alarm_id: int) -> AlarmRow | None:
-    return conn.execute(f"SELECT {ALARM_COLUMNS} FROM alarms WHERE id = %s", (alarm_id,)).fetchone()
+    return conn.execute(f"{SELECT_ALARM} WHERE id = %s", (alarm_id,)).fetchone()
 
 
 def list_alarms(conn: DbConn, *, state: str | None, limit: int) -> list[AlarmRow]:
     return conn.execute(
-        f"SELECT {ALARM_COLUMNS} FROM alarms WHERE %(state)b::text IS NULL OR state = %(state)s"
+        f"{SELECT_ALARM} WHERE %(state)b::text IS NULL OR state = %(state)s"
         " ORDER BY opened_at DESC, id DESC LIMIT %(limit)s",
         {"state": state, "limit": limit},
     ).fetchall()

@@ -23,7 +23,7 @@ SELECT a.id, a.kind, a.priority, a.state, a.opened_at, a.acknowledged_at, a.ackn
        a.cleared_at, a.resolved_at, a.resolved_by, a.outcome, a.note, a.slot_due_at,
        a.dispenser_id, a.patient_id, a.team_id, a.step_index, a.step_round, a.next_step_at,
        p.name AS patient_name, p.phone AS patient_phone, p.address AS patient_address,
-       t.name AS team_name
+       t.name AS team_name, COALESCE(t.training, false) AS training
 FROM alarms a JOIN patients p ON p.id = a.patient_id LEFT JOIN teams t ON t.id = a.team_id
 WHERE (%(team)s::bigint IS NULL OR a.team_id = %(team)s OR p.team_id = %(team)s)
 """
@@ -52,7 +52,8 @@ def alarms_by_id(conn: DbConn, team: int | None, ids: list[int]) -> list[Row]:
 def patient(conn: DbConn, team: int | None, patient_id: int) -> Row | None:
     return conn.execute(
         "SELECT p.id, p.name, p.phone, p.address, p.note, p.district, p.team_id,"
-        " t.name AS team_name, p.contact_phone, p.contact_sms_consent_at"
+        " t.name AS team_name, p.contact_phone, p.contact_sms_consent_at,"
+        " COALESCE(t.training, false) AS training"
         " FROM patients p LEFT JOIN teams t ON t.id = p.team_id"
         " WHERE p.id = %(id)s AND (%(team)s::bigint IS NULL OR p.team_id = %(team)s)",
         {"id": patient_id, "team": team},

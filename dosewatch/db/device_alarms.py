@@ -64,6 +64,9 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT version, created_at FROM schedules WHERE dispenser_id = d.id
     ORDER BY version DESC LIMIT 1) sch ON true
+-- A training team's dispensers are stand-ins, not devices in a home: their conditions come only
+-- from the training trigger, and this sweep neither raises nor clears them.
+WHERE NOT EXISTS (SELECT 1 FROM teams tt WHERE tt.id = pa.team_id AND tt.training)
 """
 
 

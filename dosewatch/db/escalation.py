@@ -37,6 +37,7 @@ class DueAlarm(TypedDict):
 
 class ReminderDue(TypedDict):
     id: int
+    team_id: int | None
     policy_id: int | None
     acknowledged_by: str | None
     acknowledged_nurse_id: int | None
@@ -191,7 +192,7 @@ def advance_now(conn: DbConn, alarm_id: int, now: datetime) -> bool:
 
 def claim_reminders(conn: DbConn, now: datetime, limit: int) -> list[ReminderDue]:
     return conn.execute(
-        "SELECT id, policy_id, acknowledged_by, acknowledged_nurse_id FROM alarms"
+        "SELECT id, team_id, policy_id, acknowledged_by, acknowledged_nurse_id FROM alarms"
         " WHERE remind_at <= %s AND resolved_at IS NULL"
         " ORDER BY remind_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
         (now, limit),

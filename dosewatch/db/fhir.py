@@ -16,6 +16,11 @@ from dosewatch.domain.slots import SlotState
 
 EXPORTED_STATES = [s.value for s in SlotState if administration_status(s) is not None]
 
+# Whether a patient is a training one: its team is a training team (training mode).
+_TRAINING = (
+    "EXISTS (SELECT 1 FROM patients tp JOIN teams tt ON tt.id = tp.team_id"
+    " WHERE tp.id = {patient} AND tt.training)"
+)
 _FROM = " FROM dose_slots s JOIN dispensers d ON d.id = s.dispenser_id"
 _WHERE = (
     " WHERE d.patient_id = %(patient)s AND s.due_at >= %(start)s AND s.due_at < %(end)s"
@@ -38,7 +43,8 @@ def decided_slots(
     """The patient's exported slots due in ``[start, end)``, oldest first, one page."""
     rows = conn.execute(
         "SELECT s.id, s.dispenser_id, d.patient_id, s.due_at, s.window_end, s.state, s.label,"
-        " sc.timezone, k.received_at AS taken_received_at"
+        " sc.timezone, k.received_at AS taken_received_at,"
+        f" {_TRAINING.format(patient='d.patient_id')} AS training"
         + _FROM
         + " LEFT JOIN schedules sc ON sc.dispenser_id = s.dispenser_id"
         " AND sc.version = s.schedule_version"
@@ -65,6 +71,7 @@ def decided_slots(
                 else None
             ),
             taken_received_at=r["taken_received_at"],
+            training=r["training"],
         )
         for r in rows
     ]
@@ -72,8 +79,8 @@ def decided_slots(
 
 def patient_record(conn: DbConn, patient_id: int, *, with_identity: bool) -> PatientRecord | None:
     row = conn.execute(
-        "SELECT id, name, phone, address, personal_id, personal_id_kind FROM patients"
-        " WHERE id = %s",
+        "SELECT id, name, phone, address, personal_id, personal_id_kind,"
+        f" {_TRAINING.format(patient='patients.id')} AS training FROM patients WHERE id = %s",
         (patient_id,),
     ).fetchone()
     if row is None:
@@ -81,16 +88,21 @@ def patient_record(conn: DbConn, patient_id: int, *, with_identity: bool) -> Pat
     identity = None
     if with_identity and row["personal_id"]:
         identity = IdentityNumber(row["personal_id"], IdKind(row["personal_id_kind"]))
-    return PatientRecord(row["id"], row["name"], row["phone"], row["address"], identity)
+    return PatientRecord(
+        row["id"], row["name"], row["phone"], row["address"], identity, row["training"]
+    )
 
 
 def device_record(conn: DbConn, dispenser_id: str) -> DeviceRecord | None:
     row = conn.execute(
-        "SELECT d.id, d.patient_id, ls.firmware FROM dispensers d"
+        f"SELECT d.id, d.patient_id, ls.firmware, {_TRAINING.format(patient='d.patient_id')}"
+        " AS training FROM dispensers d"
         " LEFT JOIN dispenser_latest_status ls ON ls.dispenser_id = d.id WHERE d.id = %s",
         (dispenser_id,),
     ).fetchone()
-    return None if row is None else DeviceRecord(row["id"], row["patient_id"], row["firmware"])
+    if row is None:
+        return None
+    return DeviceRecord(row["id"], row["patient_id"], row["firmware"], row["training"])
 
 
 def set_identity(conn: DbConn, patient_id: int, identity: IdentityNumber | None) -> bool:

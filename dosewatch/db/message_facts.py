@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from dosewatch.db import DbConn
+from dosewatch.db.alarms import training_sql
 from dosewatch.domain.disclosure import Detail, Patient
 from dosewatch.messages import AlarmFacts
 
@@ -28,7 +29,8 @@ class TeamDetail:
 
 
 _FACTS = (
-    "SELECT a.id AS alarm_id, a.kind, a.state, a.slot_due_at, a.opened_at, a.cleared_at,"
+    f"SELECT {training_sql('a')} AS training,"
+    " a.id AS alarm_id, a.kind, a.state, a.slot_due_at, a.opened_at, a.cleared_at,"
     " a.outcome, a.resolved_by, a.ack_code, p.id AS patient_id, p.name, p.address, p.district,"
     # A patient with no team (or an alarm from before teams) gets the safe default.
     " COALESCE(t.notification_detail, 'minimal') AS detail"
@@ -50,6 +52,7 @@ def _facts(row: dict[str, Any]) -> AlarmFacts:
         ack_code=row["ack_code"],
         patient=Patient(row["patient_id"], row["name"], row["address"], row["district"]),
         detail=Detail(row["detail"]),
+        training=row["training"],
     )
 
 

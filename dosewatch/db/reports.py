@@ -26,13 +26,21 @@ _EXPECTED = "(taken + taken_late + missed + unknown)"
 MONITORED_SQL = f"({_EXPECTED} > 0 AND pending = 0)"
 CORRECT_SQL = f"({MONITORED_SQL} AND missed + unknown = 0)"
 
+# Training mode: a training team's patients (``p``) are in no report, at any scope.
+REAL_PATIENT = "NOT EXISTS (SELECT 1 FROM teams tt WHERE tt.id = p.team_id AND tt.training)"
+TRAINING_PATIENT_IDS = (
+    "SELECT p.id FROM patients p JOIN teams tt ON tt.id = p.team_id WHERE tt.training"
+)
+
 # The scope on patients (``p``) alone, and with the rollup (``a``) too.
 _P = (
+    f" AND {REAL_PATIENT}"
     " AND (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
     " AND (NOT %(by_district)s OR p.district IS NOT DISTINCT FROM %(district)s)"
     " AND (%(patient)s::bigint IS NULL OR p.id = %(patient)s)"
 )
 _SCOPE = (
+    f" AND {REAL_PATIENT}"
     " AND (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
     " AND (NOT %(by_district)s OR p.district IS NOT DISTINCT FROM %(district)s)"
     " AND (%(patient)s::bigint IS NULL OR a.patient_id = %(patient)s)"
@@ -111,11 +119,14 @@ def grouped(conn: DbConn, start: date, end: date, scope: Scope) -> Grouped:
     out = Grouped(
         total=Figures(DayCounts(), 0, 0, 0), teams={}, districts={}, weeks={}, patients={}
     )
-    # The whole municipality needs no patient filter on its largest scan.
+    # The whole municipality needs no patient filter on its largest scan, only the (few)
+    # training patients left out.
     where = "WHERE a.local_date BETWEEN %(start)s AND %(end)s"
     if scope.patient_id is not None:
-        where += " AND a.patient_id = %(patient)s"
-    elif scope != Scope():
+        where += f" AND a.patient_id = %(patient)s AND a.patient_id NOT IN ({TRAINING_PATIENT_IDS})"
+    elif scope == Scope():
+        where += f" AND a.patient_id NOT IN ({TRAINING_PATIENT_IDS})"
+    else:
         where += f" AND a.patient_id IN (SELECT p.id FROM patients p WHERE true{_P})"
     for row in conn.execute(_GROUPED.format(scope=where), params).fetchall():
         figs = to_figures(row)
@@ -136,7 +147,8 @@ def daily(conn: DbConn, patient_id: int, start: date, end: date) -> dict[date, D
     """A patient's counts per local day (dispensers summed)."""
     rows = conn.execute(
         f"SELECT a.local_date, {_SUMS} FROM adherence_daily a"
-        " WHERE a.patient_id = %s AND a.local_date BETWEEN %s AND %s GROUP BY a.local_date",
+        " WHERE a.patient_id = %s AND a.local_date BETWEEN %s AND %s"
+        f" AND a.patient_id NOT IN ({TRAINING_PATIENT_IDS}) GROUP BY a.local_date",
         (patient_id, start, end),
     ).fetchall()
     return {r["local_date"]: DayCounts(**{c: int(r[c]) for c in COLUMNS}) for r in rows}
@@ -183,9 +195,7 @@ def patients(conn: DbConn, scope: Scope, ids: list[int] | None = None) -> dict[i
         " LEFT JOIN LATERAL (SELECT s.timezone, s.effective_from, s.version FROM schedules s"
         "   WHERE s.dispenser_id = d.id ORDER BY s.effective_from DESC, s.version DESC"
         "   LIMIT 1) sc ON true"
-        " WHERE (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
-        " AND (NOT %(by_district)s OR p.district IS NOT DISTINCT FROM %(district)s)"
-        " AND (%(patient)s::bigint IS NULL OR p.id = %(patient)s)"
+        f" WHERE true{_P}"
         " AND (%(ids)s::bigint[] IS NULL OR p.id = ANY(%(ids)s))"
         " GROUP BY p.id, t.name ORDER BY p.name, p.id",
         {**scope.params(), "ids": ids},
@@ -205,4 +215,6 @@ def patients(conn: DbConn, scope: Scope, ids: list[int] | None = None) -> dict[i
 
 
 def teams(conn: DbConn) -> dict[int, str]:
-    return {r["id"]: r["name"] for r in conn.execute("SELECT id, name FROM teams ORDER BY name")}
+    """The teams reports are about: every team but the training teams."""
+    rows = conn.execute("SELECT id, name FROM teams WHERE NOT training ORDER BY name")
+    return {r["id"]: r["name"] for r in rows}

@@ -18,6 +18,9 @@ _REACHED_LAST = (
 _IN_SCOPE = (
     " a.opened_at >= %(since)s AND a.opened_at < %(until)s"
     " AND (%(team)s::bigint IS NULL OR a.team_id = %(team)s OR p.team_id = %(team)s)"
+    # Training mode: a training team's alarms are in no report.
+    " AND NOT EXISTS (SELECT 1 FROM teams tt WHERE tt.id = coalesce(a.team_id, p.team_id)"
+    " AND tt.training)"
 )
 FAILED_STATUSES = ("failed", "undelivered", "no_keypress")
 

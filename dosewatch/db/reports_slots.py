@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from dosewatch.db import DbConn
-from dosewatch.db.reports import Scope
+from dosewatch.db.reports import REAL_PATIENT, Scope
 from dosewatch.db.rollups import COLUMNS, SLOTS_SQL
 from dosewatch.domain.adherence import DayCounts
 
@@ -113,7 +113,7 @@ def take_delays(conn: DbConn, start: date, end: date, scope: Scope) -> list[Dose
         "   WHERE ev.dispenser_id = s.dispenser_id AND ev.event_id = s.taken_event_id"
         "   ORDER BY received_at LIMIT 1) e ON true"
         f" WHERE s.state IN ('taken', 'taken_late') AND {_IN_PERIOD}"
-        " AND (%(team)s::bigint IS NULL OR p.team_id = %(team)s)"
+        f" AND (%(team)s::bigint IS NULL OR p.team_id = %(team)s) AND {REAL_PATIENT}"
         " GROUP BY d.patient_id, s.dispenser_id, lt ORDER BY d.patient_id, s.dispenser_id, lt",
         {"start": start, "end": end, **scope.params()},
     ).fetchall()
@@ -157,7 +157,8 @@ def device_counts(
         " pr.clock_offset_s, coalesce(pr.clock_flagged, false) AS clock_flagged"
         " FROM dispensers d JOIN patients p ON p.id = d.patient_id"
         " LEFT JOIN dispenser_presence pr ON pr.dispenser_id = d.id"
-        " WHERE (%(team)s::bigint IS NULL OR p.team_id = %(team)s) ORDER BY d.id",
+        f" WHERE (%(team)s::bigint IS NULL OR p.team_id = %(team)s) AND {REAL_PATIENT}"
+        " ORDER BY d.id",
         {"since": since, "until": until, "start": start, "end": end, **scope.params()},
     ).fetchall()
     return [

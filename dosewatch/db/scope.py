@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from dosewatch.db import DbConn
-from dosewatch.db.alarms import ALARM_COLUMNS
+from dosewatch.db.alarms import ALARM_COLUMNS, training_sql
 
 Row = dict[str, Any]
 
@@ -68,7 +68,7 @@ def visible(teams: set[int | None], team_id: int | None) -> bool:
 
 def list_alarms(conn: DbConn, *, team_id: int | None, state: str | None, limit: int) -> list[Row]:
     return conn.execute(
-        f"SELECT {_prefixed(ALARM_COLUMNS, 'a')} FROM alarms a"
+        f"SELECT {_prefixed(ALARM_COLUMNS, 'a')}, {training_sql('a')} AS training FROM alarms a"
         " JOIN patients p ON p.id = a.patient_id"
         " WHERE (%(state)s::text IS NULL OR a.state = %(state)s)"
         " AND (%(team)s::bigint IS NULL OR a.team_id = %(team)s OR p.team_id = %(team)s)"

@@ -8,13 +8,15 @@ row. The policy table's primary key would also refuse a duplicate version, but a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from psycopg.types.json import Jsonb
 
 from dosewatch.db import DbConn
 from dosewatch.domain.roster import Role, Shift
+from dosewatch.domain.training import normalise_number
 
 Row = dict[str, Any]
 _NURSE_COLUMNS = "id, team_id, name, phone, language, active, created_at"
@@ -35,11 +37,11 @@ def create_team(conn: DbConn, name: str, now: datetime) -> Row:
         (name, now),
     ).fetchone()
     assert row is not None
-    return {**row, "policy_version": None}
+    return {**row, "policy_version": None, "training": False}
 
 
 _TEAM_SELECT = (
-    "SELECT t.id, t.name, t.created_at,"
+    "SELECT t.id, t.name, t.created_at, t.training,"
     " (SELECT max(version) FROM escalation_policies p WHERE p.team_id = t.id) AS policy_version"
     " FROM teams t"
 )
@@ -56,6 +58,104 @@ def get_team(conn: DbConn, team_id: int) -> Row | None:
 def lock_team(conn: DbConn, team_id: int) -> bool:
     row = conn.execute("SELECT id FROM teams WHERE id = %s FOR UPDATE", (team_id,)).fetchone()
     return row is not None
+
+
+# --- training mode (the rules: dosewatch.domain.training) ----------------------------------
+
+# domain.training.normalise_number in SQL (a test holds the two together).
+NORMALISED = "regexp_replace({}, '[^0-9+]', '', 'g')"
+
+
+def training_teams(conn: DbConn, team_ids: Collection[int | None]) -> set[int]:
+    """Which of these teams are training teams (one query per batch, not per alarm)."""
+    wanted = sorted({t for t in team_ids if t is not None})
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        "SELECT id FROM teams WHERE id = ANY(%s) AND training", (wanted,)
+    ).fetchall()
+    return {r["id"] for r in rows}
+
+
+def real_numbers(conn: DbConn, numbers: Collection[str]) -> set[str]:
+    """Which of these numbers (normalised) belong to a real person: a nurse of a non-training
+    team, or a patient (phone or contact) of a non-training team or of no team."""
+    wanted = sorted({normalise_number(n) for n in numbers})
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        f"SELECT {NORMALISED.format('n.phone')} AS number FROM nurses n JOIN teams t"
+        f" ON t.id = n.team_id WHERE NOT t.training AND {NORMALISED.format('n.phone')} = ANY(%(w)s)"
+        f" UNION SELECT {NORMALISED.format('x.number')} FROM patients p"
+        " CROSS JOIN LATERAL (VALUES (p.phone), (p.contact_phone)) AS x(number)"
+        " WHERE x.number IS NOT NULL AND NOT EXISTS"
+        "   (SELECT 1 FROM teams t WHERE t.id = p.team_id AND t.training)"
+        f" AND {NORMALISED.format('x.number')} = ANY(%(w)s)",
+        {"w": wanted},
+    ).fetchall()
+    return {r["number"] for r in rows}
+
+
+class TeamHistory(TypedDict):
+    training: bool
+    patients: int
+    alarms: int
+
+
+def team_history(conn: DbConn, team_id: int) -> TeamHistory | None:
+    """The team's flag and what already belongs to it, the team row locked (the flag may change
+    only while nothing does)."""
+    return conn.execute(
+        "SELECT t.training, (SELECT count(*) FROM patients WHERE team_id = t.id)::int AS patients,"
+        " (SELECT count(*) FROM alarms WHERE team_id = t.id)::int AS alarms"
+        " FROM teams t WHERE t.id = %s FOR UPDATE",
+        (team_id,),
+    ).fetchone()
+
+
+def set_training(conn: DbConn, team_id: int, training: bool, by: str, now: datetime) -> None:
+    conn.execute(
+        "UPDATE teams SET training = %s, training_changed_at = %s, training_changed_by = %s"
+        " WHERE id = %s AND training IS DISTINCT FROM %s",
+        (training, now, by, team_id, training),
+    )
+
+
+class PatientSide(TypedDict):
+    training: bool
+    has_record: bool
+
+
+def patient_side(conn: DbConn, patient_id: int) -> PatientSide | None:
+    """Whether the patient is a training one (by its team) and has a record: an alarm, or a dose
+    slot already decided. The patient row is locked against a concurrent move."""
+    return conn.execute(
+        "SELECT COALESCE(t.training, false) AS training,"
+        " (EXISTS (SELECT 1 FROM alarms a WHERE a.patient_id = p.id) OR EXISTS (SELECT 1"
+        "   FROM dose_slots s JOIN dispensers d ON d.id = s.dispenser_id"
+        "   WHERE d.patient_id = p.id AND s.state <> 'pending')) AS has_record"
+        " FROM patients p LEFT JOIN teams t ON t.id = p.team_id WHERE p.id = %s FOR UPDATE OF p",
+        (patient_id,),
+    ).fetchone()
+
+
+class DispenserTeam(TypedDict):
+    patient_id: int
+    team_id: int | None
+    training: bool | None  # None: the patient has no team
+
+
+def dispenser_team(conn: DbConn, dispenser_id: str) -> DispenserTeam | None:
+    return conn.execute(
+        "SELECT d.patient_id, p.team_id, t.training FROM dispensers d"
+        " JOIN patients p ON p.id = d.patient_id LEFT JOIN teams t ON t.id = p.team_id"
+        " WHERE d.id = %s",
+        (dispenser_id,),
+    ).fetchone()
+
+
+def is_training_team(conn: DbConn, team_id: int | None) -> bool:
+    return bool(team_id is not None and training_teams(conn, [team_id]))
 
 
 # --- nurses ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from dosewatch.db import DbConn
+from dosewatch.db.alarms import training_sql
 from dosewatch.domain.webhooks import AlarmEvent, Subscription
 
 LEASE = timedelta(seconds=60)
@@ -78,7 +79,7 @@ def take_queued_events(conn: DbConn, limit: int) -> list[AlarmEvent]:
         "   LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING history_id)"
         " SELECT h.id AS history_id, h.action, h.at, h.actor, h.via, a.id AS alarm_id, a.kind,"
         " a.priority, a.state, a.dispenser_id, a.patient_id, a.team_id, p.team_id AS patient_team,"
-        " a.slot_due_at, a.opened_at"
+        f" a.slot_due_at, a.opened_at, {training_sql('a')} AS training"
         " FROM q JOIN alarm_history h ON h.id = q.history_id JOIN alarms a ON a.id = h.alarm_id"
         " JOIN patients p ON p.id = a.patient_id ORDER BY h.id",
         (limit,),
@@ -90,7 +91,7 @@ def take_queued_events(conn: DbConn, limit: int) -> list[AlarmEvent]:
             state=r["state"], dispenser_id=r["dispenser_id"], patient_id=r["patient_id"],
             teams=frozenset(t for t in (r["team_id"], r["patient_team"]) if t is not None),
             team_id=r["team_id"] if r["team_id"] is not None else r["patient_team"],
-            slot_due_at=r["slot_due_at"], opened_at=r["opened_at"],
+            slot_due_at=r["slot_due_at"], opened_at=r["opened_at"], training=r["training"],
         )  # fmt: skip
         for r in rows
     ]

@@ -41,6 +41,20 @@ _NOT_TAKEN = {
 
 Json = dict[str, Any]
 
+# HL7's security label for test data (v3 ActReason HTEST): a training patient's resources
+# (training mode) carry it, so a receiving record system keeps them out of anyone's care.
+TEST_DATA = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+    "code": "HTEST",
+    "display": "test health data",
+}
+
+
+def _labelled(resource: Json, training: bool) -> Json:
+    if training:
+        resource["meta"] = {"security": [dict(TEST_DATA)]}
+    return resource
+
 
 @dataclass(frozen=True)
 class SlotRecord:
@@ -53,6 +67,7 @@ class SlotRecord:
     label: str | None
     local_time: str | None  # HH:MM on the patient's wall clock
     taken_received_at: datetime | None
+    training: bool = False  # a training team's patient (training mode)
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class PatientRecord:
     phone: str | None
     address: str | None
     identity: IdentityNumber | None  # None unless the caller's role may see it
+    training: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,7 @@ class DeviceRecord:
     id: str
     patient_id: int
     firmware: str | None
+    training: bool = False
 
 
 def administration_status(state: SlotState) -> str | None:
@@ -109,7 +126,7 @@ def medication_administration(slot: SlotRecord) -> Json | None:
     elif slot.state is SlotState.UNKNOWN:
         resource["note"] = [{"text": "dispenser offline when the window closed; not known "
                                      "whether the dose was taken"}]  # fmt: skip
-    return resource
+    return _labelled(resource, slot.training)
 
 
 def patient(record: PatientRecord) -> Json:
@@ -127,7 +144,7 @@ def patient(record: PatientRecord) -> Json:
         resource["telecom"] = [{"system": "phone", "value": record.phone, "use": "home"}]
     if record.address:
         resource["address"] = [{"text": record.address, "use": "home"}]
-    return resource
+    return _labelled(resource, record.training)
 
 
 def device(record: DeviceRecord) -> Json:
@@ -142,7 +159,7 @@ def device(record: DeviceRecord) -> Json:
     }
     if record.firmware:
         resource["version"] = [{"type": {"text": "firmware"}, "value": record.firmware}]
-    return resource
+    return _labelled(resource, record.training)
 
 
 def searchset(

@@ -13,13 +13,16 @@ device-alarm sweep — builds a :class:`Subject` and asks :func:`open_alarms`, w
   without one — referenced, immutable, so a later edit never changes a running escalation;
 * **first step**: executed as the alarm opens (:func:`dosewatch.domain.escalation.plan_step` at
   the opening instant), so its notifications are written in the same transaction as the alarm
-  and the alarm row starts at its second step.
+  and the alarm row starts at its second step;
+* **training**: an alarm of a training team (``training_teams``) has its first step screened by
+  :func:`dosewatch.domain.training.screen_step`, like every later step, so it pages no real
+  number.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,6 +38,7 @@ from dosewatch.domain.escalation import (
     plan_step,
 )
 from dosewatch.domain.slots import SlotState
+from dosewatch.domain.training import screen_step
 
 _SLOT_KIND = {
     SlotState.MISSED: AlarmKind.MISSED_DOSE,
@@ -95,10 +99,14 @@ def open_alarms(
     patient_numbers: Mapping[int, str | None],
     now: datetime,
     randbelow: Callable[[int], int] = secrets.randbelow,
+    training_teams: Collection[int] = frozenset(),
+    real_numbers: Collection[str] = frozenset(),
 ) -> list[Opening]:
     """Decide each alarm. ``policies``: each team's current policy (``None``: it has none);
     ``rosters``: who of each team is on duty ``now``; ``patient_numbers``: consented contact
-    numbers, needed only when a first step reminds the patient.
+    numbers, needed only when a first step reminds the patient; ``training_teams``: the teams
+    among them that are training teams, and ``real_numbers`` the numbers their rosters share
+    with real nurses and patients (normalised), which a training alarm never pages.
 
     The first step is planned once per team (and patient, for a patient step): at the 08:00
     rush a thousand alarms of one team share one plan instead of a thousand identical ones.
@@ -117,5 +125,7 @@ def open_alarms(
                 rosters.get(s.team_id, ()),
                 patient_numbers.get(s.patient_id) if per_patient else None,
             )
+            if s.team_id in training_teams:
+                plans[key] = screen_step(plans[key], real_numbers)
         out.append(Opening(s, new_ack_code(randbelow), policy, plans[key], now))
     return out

@@ -61,9 +61,10 @@ def reference(alarm_id: int) -> str:
     return f"dw{alarm_id}"
 
 
-def forwardable(kind: str, team_kinds: frozenset[str]) -> bool:
-    """A team forwards the kinds it chose, of those SCAIP has a code for."""
-    return kind in FORWARDABLE_KINDS and kind in team_kinds
+def forwardable(kind: str, team_kinds: frozenset[str], training: bool = False) -> bool:
+    """A team forwards the kinds it chose, of those SCAIP has a code for. A training alarm is
+    never forwarded: SCAIP has no way to say "practice", and a centre would dispatch help."""
+    return not training and kind in FORWARDABLE_KINDS and kind in team_kinds
 
 
 def alarm_message(alarm: ScaipAlarm) -> bytes:

@@ -7,6 +7,8 @@ current team, as everywhere in dosewatch) or for the whole installation.
 
 The body carries ids and the clinical facts of the alarm, never the patient's name, address or
 phone: a receiving system that needs them reads the patient through the signed-in API or FHIR.
+A training alarm (training mode) is delivered like any other, marked ``"training": true``, so a
+subscriber can practise with it or drop it.
 
 Signature (the scheme Stripe and others use, so receivers have libraries and habits for it)::
 
@@ -68,6 +70,7 @@ class AlarmEvent:
     team_id: int | None  # the team it pages (its patient's when it paged none)
     slot_due_at: datetime | None
     opened_at: datetime
+    training: bool = False  # a training team's alarm: marked, so no receiver takes it as real
 
 
 def event_type(action: str) -> str | None:
@@ -102,6 +105,7 @@ def payload(event: AlarmEvent) -> dict[str, Any]:
             "patient_id": event.patient_id,
             "slot_due_at": event.slot_due_at.isoformat() if event.slot_due_at else None,
             "opened_at": event.opened_at.isoformat(),
+            "training": event.training,
         },
     }
 

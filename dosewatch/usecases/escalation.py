@@ -16,6 +16,7 @@ from dosewatch.db import DbConn
 from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import escalation as escalation_sql
 from dosewatch.db import notifications as outbox_sql
+from dosewatch.db import teams as team_sql
 from dosewatch.domain.escalation import (
     OnDuty,
     Position,
@@ -25,6 +26,7 @@ from dosewatch.domain.escalation import (
     plan_step,
     stops,
 )
+from dosewatch.domain.training import may_page, screen_step
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ def run_due_steps(conn: DbConn, now: datetime, limit: int = 1000) -> int:
                 found = escalation_sql.on_duty(conn, [team], due_at)
                 rosters[key] = [] if team is None else found.get(team, [])
             planned.append((a, plan_step(policy, done, due_at, rosters[key], number)))
+        planned = _screen_training(conn, planned)
         escalation_sql.set_positions(
             conn,
             [
@@ -99,6 +102,19 @@ def run_due_steps(conn: DbConn, now: datetime, limit: int = 1000) -> int:
     return len(due)
 
 
+def _screen_training(
+    conn: DbConn, planned: list[tuple[escalation_sql.DueAlarm, StepPlan]]
+) -> list[tuple[escalation_sql.DueAlarm, StepPlan]]:
+    """Training alarms' steps pass :func:`dosewatch.domain.training.screen_step`: one query for
+    which teams train, and one for the real numbers only when some do."""
+    training = team_sql.training_teams(conn, [a["team_id"] for a, _ in planned])
+    if not training:
+        return planned
+    phones = [n.to_number for a, p in planned if a["team_id"] in training for n in p.notices]
+    real = team_sql.real_numbers(conn, [n for n in phones if n is not None])
+    return [(a, screen_step(p, real) if a["team_id"] in training else p) for a, p in planned]
+
+
 def _position(a: escalation_sql.DueAlarm) -> Position:
     return Position(a["step_index"], a["step_round"])
 
@@ -113,6 +129,11 @@ def send_reminders(conn: DbConn, now: datetime, limit: int = 500) -> int:
             policy = policies[alarm["policy_id"]]
             nurse_id = alarm["acknowledged_nurse_id"]
             nurse = escalation_sql.nurse(conn, nurse_id) if nurse_id is not None else None
+            if nurse is not None and team_sql.is_training_team(conn, alarm["team_id"]):
+                # A training alarm reminds only a nurse of its own team, on no real number.
+                real = team_sql.real_numbers(conn, [nurse["phone"]])
+                if nurse["team_id"] != alarm["team_id"] or not may_page(nurse["phone"], real):
+                    nurse = None
             if nurse is not None:
                 outbox_sql.insert(
                     conn,

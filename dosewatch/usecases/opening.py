@@ -1,8 +1,8 @@
 """Open alarms: the domain decides each one, one statement writes them with their first step.
 
 The 08:00 rush opens thousands of alarms in one call; the cost per call is a fixed handful of
-statements (team policies, the roster, policy versions, ids, then one write of alarms, history
-and outbox), and per alarm only Python arithmetic. A single ``dose_not_taken`` takes the same
+statements (team policies, the roster, which teams are training teams, policy versions, ids,
+then one write of alarms, history and outbox), and per alarm only Python arithmetic. A single ``dose_not_taken`` takes the same
 path with one subject, so both give the same kind, priority, team, policy and first
 notification, queued in the same transaction as the alarm.
 """
@@ -17,6 +17,7 @@ from datetime import datetime
 from dosewatch.db import DbConn
 from dosewatch.db import escalation as escalation_sql
 from dosewatch.db import opening as opening_sql
+from dosewatch.db import teams as team_sql
 from dosewatch.db.notifications import OutboxRow
 from dosewatch.domain import opening
 from dosewatch.domain.escalation import (
@@ -57,7 +58,17 @@ def open_alarms(
             if first_step_needs_patient_number(applicable_policy(policies.get(s.team_id)))
         ]
         numbers = escalation_sql.patient_contacts(conn, to_remind)
-        decided = opening.open_alarms(subjects, policies, rosters, numbers, now, randbelow)
+        # Training mode, per team: one query per batch, and one more only if a training team
+        # is in it (what its rosters share with real people, never to be paged).
+        training = team_sql.training_teams(conn, teams)
+        real = (
+            team_sql.real_numbers(conn, [n.phone for t in training for n in rosters.get(t, [])])
+            if training
+            else set()
+        )
+        decided = opening.open_alarms(
+            subjects, policies, rosters, numbers, now, randbelow, training, real
+        )
         # Keyed by object identity: the alarms of one team share its Policy object, and
         # hashing a nested frozen dataclass per alarm would cost more than the rest of the loop.
         distinct = {id(d.policy): d.policy for d in decided}

@@ -1,6 +1,7 @@
 /* Admin: patients, dispensers, schedules (7-day preview, DST days marked), absences, teams and
    nurses, rosters, escalation policies, all through /api/v1. Notification privacy (teams page)
-   and the integrations page (webhooks, SCAIP) are in admin_integrations.js. */
+   and the integrations page (webhooks, SCAIP) are in admin_integrations.js, training mode in
+   admin_training.js. */
 "use strict";
 (() => {
   const { t, api, el, when } = DW;
@@ -146,7 +147,7 @@
       const name = Object.fromEntries(teams.map((tm) => [tm.id, tm.name]));
       return [
         onSubmit(el("form", { class: "inline" }, field("name", t("name"), { required: true }), el("button", { class: "primary" }, t("add"))), (d) => api("POST", "/api/v1/teams", { name: d.name })),
-        table([t("team"), t("admin_policies")], teams.map((tm) => el("tr", {}, el("td", {}, tm.name), el("td", {}, tm.policy_version ?? "–")))),
+        table([t("team"), t("admin_policies")], teams.map((tm) => el("tr", {}, el("td", {}, tm.name, tm.training ? [" ", el("a", { class: "training-badge", href: "/admin/training" }, t("training_badge"))] : null), el("td", {}, tm.policy_version ?? "–")))),
         await DWIntegrations.privacy(teams),
         el("h2", {}, t("nurses")),
         onSubmit(el("form", { class: "inline" }, el("label", {}, t("team"), el("select", { name: "team_id" }, teams.map((tm) => el("option", { value: tm.id }, tm.name)))),
@@ -199,6 +200,7 @@
       return [el("label", {}, t("choose_team"), " ", sel), form];
     },
     integrations: () => DWIntegrations.section(),
+    training: async () => [await DWTraining.section()],
   };
 
   async function render() {

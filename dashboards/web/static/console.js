@@ -34,10 +34,11 @@
 
   function rowFor(a) {
     const li = el("li", {
-      class: `alarm prio-row-${a.priority} st-${a.state}${a.id === selected ? " selected" : ""}`,
+      class: `alarm prio-row-${a.priority} st-${a.state}${a.training ? " training" : ""}${a.id === selected ? " selected" : ""}`,
       dataset: { id: a.id, state: a.state }, onclick: () => select(a.id),
     },
       el("div", { class: "alarm-main" },
+        a.training ? trainingBadge() : null,
         DW.priorityBadge(a.priority),
         el("strong", { class: "patient-name" }, a.patient_name),
         el("span", { class: "kind" }, t("kind_" + a.kind))),
@@ -46,6 +47,12 @@
         el("span", { class: "age", dataset: { opened: a.opened_at } }, ago(a.opened_at)),
         el("span", { class: "addr" }, a.patient_address || "")));
     return li;
+  }
+
+  // Training mode: a practice alarm says so before anything else, so nobody at 03:00 takes one
+  // for a real patient (or a real one for practice).
+  function trainingBadge() {
+    return el("span", { class: "training-badge", title: t("training_banner") }, t("training_badge"));
   }
 
   function place(a) {
@@ -129,7 +136,7 @@
     const box = document.getElementById("new-alarm");
     box.replaceChildren(
       el("span", { class: "bell", "aria-hidden": "true" }, "⚠"), " ",
-      t("new_alarm"), ": ", DW.priorityBadge(a.priority), " ",
+      t("new_alarm"), ": ", a.training ? [trainingBadge(), " "] : null, DW.priorityBadge(a.priority), " ",
       el("strong", {}, a.patient_name), " – ", t("kind_" + a.kind), " ",
       el("button", { type: "button", class: "primary", onclick: () => { select(a.id); box.hidden = true; } }, t("show")));
     box.dataset.id = a.id;
@@ -197,6 +204,7 @@
       OUTCOMES.map((o, i) => el("button", { type: "button", class: "outcome", dataset: { outcome: o }, onclick: () => resolve(a.id, o) },
         el("kbd", {}, String(i + 1)), " ", t("outcome_" + o))));
     pane.replaceChildren(
+      a.training ? el("div", { class: "training-banner", role: "note", id: "training-banner" }, el("span", {}, t("training_banner"))) : null,
       el("div", { class: "detail-head" },
         DW.priorityBadge(a.priority), DW.stateBadge(a.state),
         el("h2", {}, t("kind_" + a.kind)),

@@ -3,7 +3,8 @@
 (() => {
   const { t, api, el, when } = DW;
   const box = document.getElementById("handover");
-  const alarmLine = (a) => el("li", {}, DW.priorityBadge(a.priority), " ", el("strong", {}, a.patient_name), " – ",
+  // A practice alarm (training mode) says so first, as in the console.
+  const alarmLine = (a) => el("li", {}, a.training ? [el("span", { class: "training-badge" }, t("training_badge")), " "] : null, DW.priorityBadge(a.priority), " ", el("strong", {}, a.patient_name), " – ",
     t("kind_" + a.kind), " – ", when(a.opened_at), a.outcome ? [" → ", t("outcome_" + a.outcome)] : null,
     a.note ? el("div", { class: "note" }, "“", a.note, "”") : null);
   const listOf = (rows) => (rows.length ? el("ul", { class: "plain lines" }, rows.map(alarmLine)) : el("p", { class: "calm" }, t("none")));
