@@ -2,9 +2,9 @@
 
 The 08:00 rush opens thousands of alarms in one call; the cost per call is a fixed handful of
 statements (team policies, the roster, which teams are training teams, policy versions, ids,
-then one write of alarms, history and outbox), and per alarm only Python arithmetic. A single ``dose_not_taken`` takes the same
-path with one subject, so both give the same kind, priority, team, policy and first
-notification, queued in the same transaction as the alarm.
+then one write of alarms, history and outbox), and per alarm only Python arithmetic. A single
+``dose_not_taken`` takes the same path with one subject, so both give the same kind, priority,
+team, policy and first notification, queued in the same transaction as the alarm.
 """
 
 from __future__ import annotations
