@@ -69,7 +69,9 @@ def test_an_alarm_naming_a_missing_row_is_refused(
         (alarm["dispenser_id"], alarm["patient_id"], alarm["patient_id"]),
     )
     # ... and when an update points an alarm elsewhere.
-    assert "teams" in refused(pool, "UPDATE alarms SET team_id = 987654 WHERE id = %s", (alarm["id"],))
+    for column, table in (("team_id", "teams"), ("acknowledged_nurse_id", "nurses")):
+        sql = f"UPDATE alarms SET {column} = 987654 WHERE id = %s"
+        assert f'reference to "{table}"' in refused(pool, sql, (alarm["id"],))
     # The correct row goes in (NULL team and policy are allowed, as before).
     with pool.connection() as conn:
         conn.execute(ALARM_INSERT, ok)
@@ -127,7 +129,7 @@ def test_truncating_a_named_table_alone_is_refused_but_together_allowed(
 ) -> None:
     # scaip_forwards keeps its declarative key; PostgreSQL itself wants it in the command.
     assert "alarm_history" in refused(pool, "TRUNCATE alarms, scaip_forwards")
-    assert "notifications" in refused(pool, "TRUNCATE nurses CASCADE")
+    assert "refers to it" in refused(pool, "TRUNCATE nurses CASCADE")
     with pool.connection() as conn:
         conn.execute("TRUNCATE alarms, scaip_forwards, alarm_history, notifications")
         assert conn.execute("SELECT count(*) AS n FROM alarms").fetchone() == {"n": 0}

@@ -28,13 +28,13 @@
 --     references rows committed before (or written by its own transaction).
 --
 -- Kept as declarative foreign keys: alarms.slot_id (dose slots are deleted when a schedule is
--- replanned; the key's lock is what stops a slot with an alarm from going), and
--- alarms.acknowledged_nurse_id (NULL at insert, so free).
+-- replanned; the key's lock is what stops a slot with an alarm from going).
 
 ALTER TABLE alarms DROP CONSTRAINT alarms_dispenser_id_fkey,
                    DROP CONSTRAINT alarms_patient_id_fkey,
                    DROP CONSTRAINT alarms_team_id_fkey,
-                   DROP CONSTRAINT alarms_policy_id_fkey;
+                   DROP CONSTRAINT alarms_policy_id_fkey,
+                   DROP CONSTRAINT alarms_acknowledged_nurse_id_fkey;
 ALTER TABLE alarm_history DROP CONSTRAINT alarm_history_alarm_id_fkey;
 ALTER TABLE notifications DROP CONSTRAINT notifications_alarm_id_fkey,
                           DROP CONSTRAINT notifications_nurse_id_fkey;
@@ -87,14 +87,17 @@ END $$;
 CREATE TRIGGER alarms_refs AFTER INSERT ON alarms REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION refs_exist(
         'dispenser_id', 'dispensers', 'patient_id', 'patients', 'team_id', 'teams',
-        'policy_id', 'policy_versions');
-CREATE TRIGGER alarms_refs_update AFTER UPDATE OF dispenser_id, patient_id, team_id, policy_id
+        'policy_id', 'policy_versions', 'acknowledged_nurse_id', 'nurses');
+CREATE TRIGGER alarms_refs_update
+    AFTER UPDATE OF dispenser_id, patient_id, team_id, policy_id, acknowledged_nurse_id
     ON alarms FOR EACH ROW
-    WHEN ((NEW.dispenser_id, NEW.patient_id, NEW.team_id, NEW.policy_id)
-          IS DISTINCT FROM (OLD.dispenser_id, OLD.patient_id, OLD.team_id, OLD.policy_id))
+    WHEN ((NEW.dispenser_id, NEW.patient_id, NEW.team_id, NEW.policy_id,
+           NEW.acknowledged_nurse_id)
+          IS DISTINCT FROM (OLD.dispenser_id, OLD.patient_id, OLD.team_id, OLD.policy_id,
+                            OLD.acknowledged_nurse_id))
     EXECUTE FUNCTION ref_exists_row(
         'dispenser_id', 'dispensers', 'patient_id', 'patients', 'team_id', 'teams',
-        'policy_id', 'policy_versions');
+        'policy_id', 'policy_versions', 'acknowledged_nurse_id', 'nurses');
 
 CREATE TRIGGER alarm_history_refs AFTER INSERT ON alarm_history REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION refs_exist('alarm_id', 'alarms');
@@ -165,7 +168,7 @@ CREATE TRIGGER nurses_stay BEFORE DELETE ON nurses
 CREATE TRIGGER nurses_id_stays BEFORE UPDATE OF id ON nurses FOR EACH ROW
     WHEN (NEW.id IS DISTINCT FROM OLD.id) EXECUTE FUNCTION referenced_rows_stay();
 CREATE TRIGGER nurses_truncate AFTER TRUNCATE ON nurses
-    FOR EACH STATEMENT EXECUTE FUNCTION referenced_rows_stay('notifications');
+    FOR EACH STATEMENT EXECUTE FUNCTION referenced_rows_stay('alarms', 'notifications');
 
 CREATE TRIGGER policy_versions_truncate AFTER TRUNCATE ON policy_versions
     FOR EACH STATEMENT EXECUTE FUNCTION referenced_rows_stay('alarms');
