@@ -1,16 +1,17 @@
 """bench/alarms: the 08:00 rush of a national fleet.
 
 100,000 dose slots whose windows close within the same minute, nothing taken. The real alarm
-jobs (missed-dose sweep, escalation sweep) run as the scheduler runs them, on the system clock,
-every ``--interval`` seconds. Measured: the time from the last window closing until every alarm
-exists and every first notification is in the outbox, and per alarm the delay from its window
-closing to the commit of the transaction that opened it with its first notification (p50/p99;
-a listener receives each alarm's NOTIFY on commit, as a console would). Next to it, in the
-same database and run, the time of a bare ``INSERT … SELECT`` of the same 100,000 rows into a
-copy of the alarms table
+jobs (missed-dose sweep, escalation sweep) run as the scheduler runs them, on the system clock:
+every ``--interval`` seconds, and the sweep also at each window's close (``--poll-only``: not).
+Measured: the time from the last window closing until every alarm exists and every first
+notification is in the outbox, and per alarm the delay from its window closing to the commit
+of the transaction that opened it with its first notification (p50/p99; a listener receives
+each alarm's NOTIFY on commit, as a console would). Next to it, in the same database and run,
+the time of a bare ``INSERT … SELECT`` of the same 100,000 rows into a copy of the alarms table
 without trigger, history or outbox: the ratio is the figure.
 
-Run: ``.venv/bin/python -m bench.alarms [--slots N] [--burst] [--append BENCHMARKS.md]``.
+Run: ``.venv/bin/python -m bench.alarms [--slots N] [--burst] [--workers N] [--poll-only]
+[--append BENCHMARKS.md]``.
 It uses DOSEWATCH_DATABASE_URL's server (default: the local PostgreSQL) in a private database.
 """
 
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from alarms.escalation import run_escalations
-from alarms.jobs import sweep_missed_doses
+from alarms.missed import Sweeper
 from dosewatch.clock import SystemClock
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import make_pool
@@ -95,7 +96,7 @@ def bare_baseline(url: str) -> float:
 
 
 def run_pipeline(
-    url: str, slots: int, last_close: datetime, interval: float, workers: int
+    url: str, slots: int, last_close: datetime, interval: float, workers: int, wake: bool
 ) -> dict[str, float]:
     """``workers`` threads each run the jobs as one alarm process would (they share nothing but
     the database, like processes; threads keep the bench simple to drive)."""
@@ -104,11 +105,18 @@ def run_pipeline(
     stop = threading.Event()
 
     def worker() -> None:
+        # As start_scheduler runs them: the sweep at each window's close (unless --poll-only)
+        # and, as the guarantee, with the escalations every interval.
+        sweeper = Sweeper(pool, clock, max_wait_s=interval)
+        if wake:
+            sweeper.start()
         while not stop.is_set():
             tick = time.monotonic()
-            sweep_missed_doses(pool, clock)
+            sweeper.sweep()
             run_escalations(pool, clock)
             stop.wait(max(0.0, interval - (time.monotonic() - tick)))
+        if wake:
+            sweeper.stop()
 
     # Each alarm counts as done when its transaction has committed: the moment a console would
     # hear of it (the alarms trigger notifies on commit). Listening costs the database nothing,
@@ -226,6 +234,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="sweep interval, seconds")
     parser.add_argument("--burst", action="store_true", help="all windows close in one second")
     parser.add_argument("--workers", type=int, default=1, help="alarm processes (threads)")
+    parser.add_argument(
+        "--poll-only", action="store_true", help="sweep every interval only (no wake at close)"
+    )
     parser.add_argument("--append", help="append the result to this Markdown file")
     args = parser.parse_args()
 
@@ -243,7 +254,9 @@ def main() -> None:
         assert row is not None
         last_close = row[0]
         time.sleep(max(0.0, (last_close - datetime.now(UTC)).total_seconds() - spread))
-        result = run_pipeline(url, args.slots, last_close, args.interval, args.workers)
+        result = run_pipeline(
+            url, args.slots, last_close, args.interval, args.workers, not args.poll_only
+        )
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -254,7 +267,8 @@ def main() -> None:
         f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Machine: {machine()}; PostgreSQL at {ADMIN.rpartition('@')[2]}; sweep every "
-        f"{args.interval:g} s, {args.workers} alarm process(es); the Twilio dispatch is not in"
+        f"{args.interval:g} s{' only' if args.poll_only else ' and at each window close'}, "
+        f"{args.workers} alarm process(es); the Twilio dispatch is not in"
         " the measure (it runs after the outbox commit).",
         "",
         "| measure | value |",

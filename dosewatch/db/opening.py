@@ -182,3 +182,13 @@ def json_text(detail: dict[str, Any]) -> str:
     """A history detail as JSON text (sent as text and cast in SQL, so one plan's detail is
     serialised once for every alarm that shares it)."""
     return json.dumps(detail, separators=(",", ":"), default=str)
+
+
+def next_close(conn: DbConn, after: datetime) -> datetime | None:
+    """When the next pending window closes, after ``after`` (the partial index on pending
+    slots' window ends: one index entry read)."""
+    row = conn.execute(
+        "SELECT min(window_end) AS at FROM dose_slots WHERE state = 'pending' AND window_end > %s",
+        (after,),
+    ).fetchone()
+    return None if row is None else row["at"]

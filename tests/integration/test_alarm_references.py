@@ -65,7 +65,8 @@ def test_an_alarm_naming_a_missing_row_is_refused(
     assert "DSP-NONE" in refused(
         pool,
         "INSERT INTO alarms (kind, dispenser_id, patient_id, priority, opened_at) VALUES"
-        " ('dispenser_offline', %s, %s, 'high', now()), ('low_battery', 'DSP-NONE', %s, 'low', now())",
+        " ('dispenser_offline', %s, %s, 'high', now()),"
+        " ('low_battery', 'DSP-NONE', %s, 'low', now())",
         (alarm["dispenser_id"], alarm["patient_id"], alarm["patient_id"]),
     )
     # ... and when an update points an alarm elsewhere.
@@ -75,7 +76,9 @@ def test_an_alarm_naming_a_missing_row_is_refused(
     # The correct row goes in (NULL team and policy are allowed, as before).
     with pool.connection() as conn:
         conn.execute(ALARM_INSERT, ok)
-        conn.execute(ALARM_INSERT.replace("'dispenser_offline'", "'low_battery'"), (*ok[:2], None, None))
+        conn.execute(
+            ALARM_INSERT.replace("'dispenser_offline'", "'low_battery'"), (*ok[:2], None, None)
+        )
 
 
 def test_history_and_notifications_of_a_missing_alarm_or_nurse_are_refused(
@@ -116,7 +119,9 @@ def test_rows_an_alarm_names_cannot_be_deleted_or_renumbered(
     for table, key in keys.items():
         assert "refused" in refused(pool, f"DELETE FROM {table} WHERE id = %s", (key,))
         new_key = "DSP-OTHER" if table == "dispensers" else 987654
-        assert "refused" in refused(pool, f"UPDATE {table} SET id = %s WHERE id = %s", (new_key, key))
+        assert "refused" in refused(
+            pool, f"UPDATE {table} SET id = %s WHERE id = %s", (new_key, key)
+        )
     # Updating anything else is untouched.
     with pool.connection() as conn:
         conn.execute("UPDATE teams SET name = 'Renamed' WHERE id = %s", (alarm["team_id"],))
