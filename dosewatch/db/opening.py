@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 from psycopg.types.json import Jsonb
 
-from dosewatch.db import DbConn
+from dosewatch.db import DbConn, packed
 from dosewatch.db import notifications as outbox_sql
 
 
@@ -86,7 +86,7 @@ def set_closed(conn: DbConn, closed: Sequence[tuple[int, str]], now: datetime) -
     for state, ids in by_state.items():
         conn.execute(
             "UPDATE dose_slots SET state = %s, closed_at = %s WHERE id = ANY(%b::bigint[])",
-            (state, now, ids),
+            (state, now, packed.array("bigint", ids)),
         )
 
 
@@ -128,7 +128,14 @@ _ALARM_TYPES = (
     "text", "int", "int", "timestamptz",
 )  # fmt: skip
 
-# %(name)b: arrays go in binary, so a thousand texts and timestamps need no quoting or parsing.
+# The array parameters of outbox_sql.INSERT_UNNEST, by the type it casts each to.
+_OUTBOX_TYPES = {
+    "o_a": "bigint", "o_k": "text", "o_p": "text", "o_c": "text", "o_n": "bigint",
+    "o_t": "text", "o_l": "text", "o_si": "int", "o_sr": "int",
+}  # fmt: skip
+
+# %(name)b: arrays go in binary (packed.array), so a thousand texts and timestamps need no
+# quoting or parsing, and no dumping element by element in Python.
 _UNNEST = ", ".join(f"%({c})b::{t}[]" for c, t in zip(_ALARM_COLS, _ALARM_TYPES, strict=True))
 
 # The alarms, their 'opened' and 'escalated' history rows and the first step's outbox rows, in
@@ -167,14 +174,22 @@ def insert_opened(
     """Open decided alarms with their first step; return the ids actually opened."""
     if not alarms:
         return []
-    params: dict[str, Any] = {c: [a[c] for a in alarms] for c in _ALARM_COLS}  # type: ignore[literal-required]
+    params: dict[str, Any] = {
+        c: packed.array(t, [a[c] for a in alarms])  # type: ignore[literal-required]
+        for c, t in zip(_ALARM_COLS, _ALARM_TYPES, strict=True)
+    }
     # History details go once each, with a 1-based index per alarm: a thousand alarms of one
     # team share one first-step detail, and quoting a JSON text per element is the costly part.
     details: dict[str, int] = {}
     for key in ("opened_detail", "escalated_detail"):
-        params[key] = [details.setdefault(a[key], len(details) + 1) for a in alarms]
+        params[key] = packed.array(
+            "int", [details.setdefault(a[key], len(details) + 1) for a in alarms]
+        )
     params.update(details=[Jsonb(json.loads(d)) for d in details], now=now, via=via)
-    params.update(outbox_sql.unnest_params(outbox))
+    params.update(
+        (name, packed.array(_OUTBOX_TYPES[name], values))
+        for name, values in outbox_sql.unnest_params(outbox).items()
+    )
     return [r["id"] for r in conn.execute(_INSERT_OPENED, params).fetchall()]
 
 
