@@ -9,8 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from dosewatch.db import DbConn
-from dosewatch.db.presence import json_rows
+from dosewatch.db import DbConn, packed
 from dosewatch.domain.ingest import EventRow, SlotSnapshot, SlotWrite, StatusRow
 from dosewatch.domain.protocol import Event, Status
 from dosewatch.domain.slots import SlotState
@@ -24,11 +23,17 @@ def claim_event_ids(conn: DbConn, keys: list[tuple[str, str, datetime]]) -> set[
     """
     if not keys:
         return set()
+    # One key per message: packed binary arrays, not a JSON document (no dict, no isoformat
+    # and no JSON parse per key).
     rows = conn.execute(
         "INSERT INTO dose_event_keys (dispenser_id, event_id, received_at)"
-        " SELECT d, e, r FROM jsonb_to_recordset(%s) AS u(d text, e text, r timestamptz)"
+        " SELECT * FROM unnest(%b::text[], %b::text[], %b::timestamptz[])"
         " ON CONFLICT DO NOTHING RETURNING dispenser_id, event_id",
-        (json_rows([{"d": d, "e": e, "r": r} for d, e, r in keys]),),
+        (
+            packed.array("text", [k[0] for k in keys]),
+            packed.array("text", [k[1] for k in keys]),
+            packed.array("timestamptz", [k[2] for k in keys]),
+        ),
     ).fetchall()
     return {(r["dispenser_id"], r["event_id"]) for r in rows}
 
