@@ -82,9 +82,8 @@ class Sweeper:
     """The missed-dose sweep of one alarm process, woken at each window's close.
 
     :meth:`sweep` is also what the scheduler's interval job calls; a lock lets only one of the
-    two sweep at a time (the other's drain covers what a second would find), so a rush is not
-    swept over twice the connections. Any number of processes may each run one: the claims
-    skip what another process holds.
+    two sweep at a time, so a rush is not swept over twice the connections. Any number of
+    processes may each run one: the claims skip what another process holds.
     """
 
     def __init__(
@@ -104,13 +103,12 @@ class Sweeper:
         self._thread = threading.Thread(target=self._run, name="sweep-at-close", daemon=True)
 
     def sweep(self) -> list[int]:
-        """One sweep (draining any backlog), unless this process is sweeping already."""
-        if not self._sweeping.acquire(blocking=False):
-            return []
-        try:
+        """One sweep (draining any backlog), after this process's other sweep has finished.
+
+        Waiting, not skipping: the interval job then stamps its run (the health self-watch)
+        only once a sweep has really completed, so a stuck sweep still shows as one."""
+        with self._sweeping:
             return sweep_missed_doses(self._pool, self._clock, offline_after=self._offline_after)
-        finally:
-            self._sweeping.release()
 
     def start(self) -> None:
         self._thread.start()
