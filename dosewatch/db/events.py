@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 
 from dosewatch.db import DbConn, packed
 from dosewatch.domain.ingest import EventRow, SlotSnapshot, SlotWrite, StatusRow
@@ -138,14 +137,11 @@ def event_row(
     )
 
 
-def payload(message: Event | Status) -> Jsonb:
-    """The validated message as a ``jsonb`` parameter (serialised by pydantic-core: twice as
-    fast as json.dumps of a dumped model, and the same document)."""
-    return Jsonb(message.model_dump_json(), dumps=_as_is)
-
-
-def _as_is(text: str) -> str:
-    return text
+def payload(message: Event | Status) -> str:
+    """The validated message as JSON text for a ``jsonb`` column of a COPY (serialised by
+    pydantic-core: twice as fast as json.dumps of a dumped model, and the same document; the
+    server parses it into jsonb as it would a Jsonb parameter, without a wrapper per row)."""
+    return message.model_dump_json()
 
 
 def status_row(status: Status, received_at: datetime) -> tuple[Any, ...]:
