@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-
 from dosewatch.db import DbConn, packed
 from dosewatch.domain.ingest import EventRow, SlotSnapshot, SlotWrite, StatusRow
 from dosewatch.domain.protocol import Event, Status
