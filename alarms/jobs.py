@@ -11,13 +11,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.background import BackgroundScheduler
 from psycopg_pool import ConnectionPool
 
 from alarms.device import sweep_device_alarms
 from alarms.escalation import run_escalations, run_reminders
 from alarms.fanout import fan_out
-from alarms.missed import sweep_missed_doses
+from alarms.missed import Sweeper
+from alarms.missed import sweep_missed_doses as sweep_missed_doses  # the sweep, as before
 from alarms.notifier import Notifier
 from alarms.outbox import Dispatcher
 from alarms.scaip import ScaipForwarder
@@ -70,11 +72,10 @@ def start_scheduler(
     webhook_dispatcher = WebhookDispatcher(pool, clock)
     # coalesce + max_instances=1: a slow run is never stacked; the next one catches up.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    # The sweep also wakes at each window's close (its own thread); this job is the guarantee.
+    sweeper = Sweeper(pool, clock, max_wait_s=sweep_interval_s, offline_after=offline_after)
     jobs: dict[str, tuple[Callable[[], object], float]] = {
-        "sweep": (
-            lambda: sweep_missed_doses(pool, clock, offline_after=offline_after),
-            sweep_interval_s,
-        ),
+        "sweep": (sweeper.sweep, sweep_interval_s),
         "escalate": (lambda: run_escalations(pool, clock), sweep_interval_s),
         "remind": (lambda: run_reminders(pool, clock), 30.0),
         "device": (lambda: sweep_device_alarms(pool, clock, device_cfg), 30.0),
@@ -96,5 +97,7 @@ def start_scheduler(
             next_run_time=datetime.now(UTC),
             **common,
         )
+    scheduler.add_listener(lambda _: sweeper.stop(wait=False), EVENT_SCHEDULER_SHUTDOWN)
     scheduler.start()
+    sweeper.start()
     return scheduler

@@ -1,16 +1,17 @@
 """bench/alarms: the 08:00 rush of a national fleet.
 
 100,000 dose slots whose windows close within the same minute, nothing taken. The real alarm
-jobs (missed-dose sweep, escalation sweep) run as the scheduler runs them, on the system clock,
-every ``--interval`` seconds. Measured: the time from the last window closing until every alarm
-exists and every first notification is in the outbox, and per alarm the delay from its window
-closing to the commit of the transaction that opened it with its first notification (p50/p99;
-a listener receives each alarm's NOTIFY on commit, as a console would). Next to it, in the
-same database and run, the time of a bare ``INSERT … SELECT`` of the same 100,000 rows into a
-copy of the alarms table
+jobs (missed-dose sweep, escalation sweep) run as the scheduler runs them, on the system clock:
+every ``--interval`` seconds, and the sweep also at each window's close (``--poll-only``: not).
+Measured: the time from the last window closing until every alarm exists and every first
+notification is in the outbox, and per alarm the delay from its window closing to the commit
+of the transaction that opened it with its first notification (p50/p99; a listener receives
+each alarm's NOTIFY on commit, as a console would). Next to it, in the same database and run,
+the time of a bare ``INSERT … SELECT`` of the same 100,000 rows into a copy of the alarms table
 without trigger, history or outbox: the ratio is the figure.
 
-Run: ``.venv/bin/python -m bench.alarms [--slots N] [--burst] [--append BENCHMARKS.md]``.
+Run: ``.venv/bin/python -m bench.alarms [--slots N] [--burst] [--workers N] [--poll-only]
+[--append BENCHMARKS.md]``.
 It uses DOSEWATCH_DATABASE_URL's server (default: the local PostgreSQL) in a private database.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -25,11 +27,12 @@ import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 
 from alarms.escalation import run_escalations
-from alarms.jobs import sweep_missed_doses
+from alarms.missed import Sweeper
 from dosewatch.clock import SystemClock
 from dosewatch.db.migrate import migrate
 from dosewatch.db.pool import make_pool
@@ -94,21 +97,46 @@ def bare_baseline(url: str) -> float:
         return time.perf_counter() - t0
 
 
-def run_pipeline(
-    url: str, slots: int, last_close: datetime, interval: float, workers: int
-) -> dict[str, float]:
-    """``workers`` threads each run the jobs as one alarm process would (they share nothing but
-    the database, like processes; threads keep the bench simple to drive)."""
-    pool = make_pool(url, max_size=3 * workers + 2, name="bench-alarms")
+def alarm_process(
+    url: str, interval: float, wake: bool, stop: Any, finished: Any, leave: Any, cpu: Any
+) -> None:
+    """One alarm process, running the jobs as start_scheduler runs them: the sweep at each
+    window's close (unless --poll-only) and, as the guarantee, with the escalations every
+    interval. Its connections stay open until the parent has read their CPU time; its own CPU
+    time counts from here (not the interpreter's start-up)."""
+    pool = make_pool(url, max_size=4, name="bench-alarm-process")
     clock = SystemClock()
-    stop = threading.Event()
+    cpu_start = time.process_time()
+    sweeper = Sweeper(pool, clock, max_wait_s=interval)
+    if wake:
+        sweeper.start()
+    while not stop.is_set():
+        tick = time.monotonic()
+        sweeper.sweep()
+        run_escalations(pool, clock)
+        stop.wait(max(0.0, interval - (time.monotonic() - tick)))
+    if wake:
+        sweeper.stop()
+    cpu.value = time.process_time() - cpu_start
+    finished.set()
+    leave.wait()
+    pool.close()
 
-    def worker() -> None:
-        while not stop.is_set():
-            tick = time.monotonic()
-            sweep_missed_doses(pool, clock)
-            run_escalations(pool, clock)
-            stop.wait(max(0.0, interval - (time.monotonic() - tick)))
+
+def run_pipeline(
+    url: str, slots: int, last_close: datetime, interval: float, workers: int, wake: bool
+) -> dict[str, float]:
+    """``workers`` alarm processes (real processes: each has its own interpreter lock, as in
+    production); this process only listens and measures."""
+    spawn = multiprocessing.get_context("spawn")
+    stop, leave = spawn.Event(), spawn.Event()
+    finished = [spawn.Event() for _ in range(workers)]
+    cpus = [spawn.Value("d", 0.0) for _ in range(workers)]
+    procs = [
+        spawn.Process(target=alarm_process, args=(url, interval, wake, stop, done, leave, cpu))
+        for done, cpu in zip(finished, cpus, strict=True)
+    ]
+    pool = make_pool(url, max_size=2, name="bench-alarms")
 
     # Each alarm counts as done when its transaction has committed: the moment a console would
     # hear of it (the alarms trigger notifies on commit). Listening costs the database nothing,
@@ -125,18 +153,15 @@ def run_pipeline(
                 if msg["op"] == "insert":
                     seen.setdefault(msg["id"], time.time())
 
-    cpu_before = time.process_time()
     listening = threading.Thread(target=listen)
     listening.start()
-    threads = [threading.Thread(target=worker) for _ in range(workers)]
-    for t in threads:
-        t.start()
+    for p in procs:
+        p.start()
     try:
         listening.join()
         stop.set()
-        for t in threads:
-            t.join()
-        cpu_alarm_process = time.process_time() - cpu_before
+        for done in finished:
+            done.wait(60)
         with pool.connection() as conn:
             backends = [
                 r["pid"]
@@ -145,6 +170,7 @@ def run_pipeline(
                 )
             ]
             cpu_db = _backend_cpu(backends)  # before the checks below add their own
+            cpu_alarm_process = sum(cpu.value for cpu in cpus)
             window_end = {
                 r["id"]: r["w"]
                 for r in conn.execute(
@@ -169,6 +195,10 @@ def run_pipeline(
                 " WHERE n.id IS NULL OR a.xmin::text <> n.xmin::text"
             ).fetchone()
     finally:
+        stop.set()
+        leave.set()
+        for p in procs:
+            p.join(10)
         pool.close()
         listener.close()
     assert len(window_end) == slots == len(seen), (len(window_end), len(seen))
@@ -225,7 +255,10 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=100_000)
     parser.add_argument("--interval", type=float, default=1.0, help="sweep interval, seconds")
     parser.add_argument("--burst", action="store_true", help="all windows close in one second")
-    parser.add_argument("--workers", type=int, default=1, help="alarm processes (threads)")
+    parser.add_argument("--workers", type=int, default=1, help="alarm processes")
+    parser.add_argument(
+        "--poll-only", action="store_true", help="sweep every interval only (no wake at close)"
+    )
     parser.add_argument("--append", help="append the result to this Markdown file")
     args = parser.parse_args()
 
@@ -243,7 +276,9 @@ def main() -> None:
         assert row is not None
         last_close = row[0]
         time.sleep(max(0.0, (last_close - datetime.now(UTC)).total_seconds() - spread))
-        result = run_pipeline(url, args.slots, last_close, args.interval, args.workers)
+        result = run_pipeline(
+            url, args.slots, last_close, args.interval, args.workers, not args.poll_only
+        )
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -254,7 +289,8 @@ def main() -> None:
         f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Machine: {machine()}; PostgreSQL at {ADMIN.rpartition('@')[2]}; sweep every "
-        f"{args.interval:g} s, {args.workers} alarm process(es); the Twilio dispatch is not in"
+        f"{args.interval:g} s{' only' if args.poll_only else ' and at each window close'}, "
+        f"{args.workers} alarm process(es); the Twilio dispatch is not in"
         " the measure (it runs after the outbox commit).",
         "",
         "| measure | value |",
