@@ -102,7 +102,7 @@ class AlarmsProcess(GatewayProcess):
 
 # From the moment the dose times are fixed to the fleet running (API set-up, gateway, alarm
 # worker, devices connected with their configs): the first dose is the first whole minute after.
-SET_UP = timedelta(seconds=25)
+SET_UP = timedelta(seconds=30)  # about 10 s on a busy 2-core machine
 INTO_WINDOW = timedelta(seconds=15)  # the fault: after the takes (~5 s), before the close
 
 
