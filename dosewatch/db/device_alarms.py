@@ -14,7 +14,7 @@ from typing import TypedDict
 from dosewatch.db import DbConn
 from dosewatch.domain.alarms import AlarmKind, Priority, priority_rank_sql
 from dosewatch.domain.device_alarms import OCCURRENCES, Snapshot
-from dosewatch.domain.offline import is_offline
+from dosewatch.domain.offline import offline_for_alarm
 
 # Doses left: the supply row the gateway keeps from events and refills, else the newest status.
 # Tables must be joined as ``sup`` (dispenser_supply) and ``st`` (dispenser_latest_status).
@@ -33,7 +33,8 @@ CASE WHEN {DOSES_LEFT_SQL} IS NULL THEN NULL
 # The gateway keeps a latest-state row per dispenser (status, supply, config applied); this reads
 # those rather than the history tables. Only "since when off mains" needs the history.
 _SNAPSHOT = f"""
-SELECT d.id AS dispenser_id, d.patient_id, pa.team_id, p.online, p.last_seen_at,
+SELECT d.id AS dispenser_id, d.patient_id, pa.team_id, p.online, p.online_changed_at,
+       p.last_seen_at,
        nxt.due_at AS next_due_at, COALESCE(nxt.time_critical, false) AS next_due_critical,
        st.on_mains, st.battery_pct, st.temperature_c,
        {DOSES_LEFT_SQL} AS doses_left, {EMPTY_AT_SQL} AS empty_at,
@@ -85,7 +86,9 @@ def snapshots(conn: DbConn, now: datetime, offline_after: timedelta) -> list[Jud
         Judged(
             Snapshot(
                 dispenser_id=r["dispenser_id"],
-                offline=is_offline(r["online"], r["last_seen_at"], now, offline_after),
+                offline=offline_for_alarm(
+                    r["online"], r["online_changed_at"], r["last_seen_at"], now, offline_after
+                ),
                 next_due_at=r["next_due_at"],
                 next_due_critical=r["next_due_critical"],
                 on_mains=r["on_mains"],

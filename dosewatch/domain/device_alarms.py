@@ -58,7 +58,7 @@ class Settings:
 @dataclass(frozen=True)
 class Snapshot:
     dispenser_id: str
-    offline: bool  # by Last Will or silence (the sweep computes it the same way as for slots)
+    offline: bool  # for long enough to call someone: dosewatch.domain.offline.offline_for_alarm
     next_due_at: datetime | None  # the next pending slot
     next_due_critical: bool
     on_mains: bool | None

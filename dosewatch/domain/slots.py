@@ -5,8 +5,8 @@ States:
 ``taken``       the dispenser reported the dose taken, received by the server inside the window;
 ``taken_late``  taken, but received after the window closed;
 ``missed``      the window closed with no dose taken, or the device withdrew the dose;
-``unknown``     the dispenser was offline when the window closed (reserved for the offline
-                tracker; treated like ``missed`` for late events);
+``unknown``     the dispenser was offline when the window closed; a late ``dose_taken`` makes
+                it ``taken_late``, a late ``dose_not_taken`` makes it ``missed``;
 ``suspended``   inside an absence: no alarm, excluded from adherence.
 
 The server clock decides: a dose counts as on time when the server *received* it before the
@@ -67,7 +67,23 @@ def apply_event(
         return None
     if event is EventType.DOSE_NOT_TAKEN and state is SlotState.PENDING:
         return Transition(SlotState.MISSED, opens_alarm=True)
+    if event is EventType.DOSE_NOT_TAKEN and state is SlotState.UNKNOWN:
+        return _unknown_turned_out_missed()
     return None
+
+
+def _unknown_turned_out_missed() -> Transition:
+    """A replayed ``dose_not_taken`` for a slot closed ``unknown``: it was missed.
+
+    The slot counts as what it turned out to be (adherence, reports and FHIR say missed, not
+    unknown). The alarm: ``unknown`` opened a ``dose_status_unknown`` alarm when the window
+    closed, with the priority a ``missed_dose`` alarm would have, so a nurse is already being
+    called about this very dose. It must stand — the dose really was not taken, so unlike a
+    replayed take nothing clears it — and nothing new opens: a second page for the same dose
+    would only repeat the first (and one slot has one alarm). If the nurse has resolved it
+    already, she followed the dose up when it mattered; the state now tells her what it was.
+    """
+    return Transition(SlotState.MISSED, opens_alarm=False, clears_alarm=False)
 
 
 def close_window(

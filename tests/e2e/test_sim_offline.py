@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,4 +176,31 @@ def test_offline_day_replayed_in_reverse_twice_leaves_no_false_alarm(
     ]
     assert len(cleared) == 2 and all(a["cleared_at"] is not None for a in cleared)
     assert all(slot_state(rig.api, punctual, due) == "taken" for due in day)
+    assert rig.check() == []
+
+
+def test_a_dose_missed_while_offline_turns_from_unknown_to_missed_when_replayed(
+    pool: ConnectionPool, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Issue 13: an unknown resolved by a replayed event counts as what it turned out to be.
+    The 08:00 window closes while the line is cut (unknown, dose_status_unknown alarm); the
+    device's own ``dose_not_taken``, replayed when the line is back, makes the slot missed and
+    leaves that alarm standing (see dosewatch.domain.slots); sim check allows only missed."""
+    fleet = small_fleet({"forgetful": {"miss_rate": 1.0}})
+    forgetful = fleet.dispensers[0].id
+    with sim_rig(pool, clock, tmp_path, fleet) as rig:
+        start = clock.now()  # 06:50 UTC; the 08:00 window is 07:00–07:45 UTC
+        rig.engine.run_until(start + timedelta(minutes=2))
+        rig.engine.cut_network(forgetful, hours=3)
+        rig.engine.run_until(start + timedelta(hours=2))
+        due = start + timedelta(minutes=10)
+        assert slot_state(rig.api, forgetful, due) == "unknown"
+        rig.engine.run_until(start + timedelta(hours=14))
+    assert [r[2] for r in rig.truth.replays if r[0] == forgetful] == [2]  # presented, not taken
+    assert slot_state(rig.api, forgetful, due) == "missed"
+    [alarm] = [
+        a for a in rig.api.alarms() if a["dispenser_id"] == forgetful and a["slot_id"] is not None
+        and datetime.fromisoformat(a["opened_at"]) < start + timedelta(hours=2)
+    ]  # fmt: skip
+    assert (alarm["kind"], alarm["cleared_at"]) == ("dose_status_unknown", None)
     assert rig.check() == []

@@ -144,10 +144,13 @@ def test_an_open_alarm_keeps_its_policy_version_when_the_team_edits_its_policy(
             conn.execute("UPDATE policy_versions SET body = '{}'")
 
 
-def test_offline_means_the_same_to_the_missed_dose_and_the_device_sweeps(
+def test_offline_to_the_missed_dose_sweep_and_long_enough_offline_to_the_device_sweep(
     pool: ConnectionPool, clock: FakeClock
 ) -> None:
-    """Last Will said offline; silent 16 min; heard 14 min ago; never heard from."""
+    """Last Will said offline 5 min ago; silent 16 min; heard 14 min ago; never heard from.
+    The missed-dose sweep counts a Will at once (domain.offline.is_offline); the device sweep
+    only once it has stood 15 min (offline_for_alarm): a broker restart Wills every dispenser
+    offline for seconds."""
     cases = {
         "DSP-WILL": (False, DUE + timedelta(minutes=40)),
         "DSP-SILENT": (True, DUE + timedelta(minutes=45 - 16)),
@@ -166,15 +169,20 @@ def test_offline_means_the_same_to_the_missed_dose_and_the_device_sweeps(
                 )
     clock.set(DUE + timedelta(minutes=45))
     sweep_missed_doses(pool, clock)
-    with pool.connection() as conn:
-        judged = {j.snapshot.dispenser_id: j.snapshot.offline for j in
-                  device_sql.snapshots(conn, clock.now(), timedelta(minutes=15))}  # fmt: skip
+
+    def judged() -> dict[str, bool]:
+        with pool.connection() as conn:
+            return {j.snapshot.dispenser_id: j.snapshot.offline for j in
+                    device_sql.snapshots(conn, clock.now(), timedelta(minutes=15))}  # fmt: skip
+
     kinds = {d: alarms_of(pool, d)[0]["kind"] for d in cases}
-    expected = {"DSP-WILL": True, "DSP-SILENT": True, "DSP-HEARD": False, "DSP-NEVER": False}
-    assert judged == expected
+    for_slots = {"DSP-WILL": True, "DSP-SILENT": True, "DSP-HEARD": False, "DSP-NEVER": False}
     assert kinds == {
-        d: "dose_status_unknown" if offline else "missed_dose" for d, offline in expected.items()
+        d: "dose_status_unknown" if offline else "missed_dose" for d, offline in for_slots.items()
     }
+    assert judged() == {**for_slots, "DSP-WILL": False}
+    clock.advance(timedelta(minutes=10))  # the Will has stood 15 min, DSP-HEARD silent 24
+    assert judged() == {"DSP-WILL": True, "DSP-SILENT": True, "DSP-HEARD": True, "DSP-NEVER": False}
 
 
 @pytest.mark.parametrize("doses_left", [None, -1, 0, 1, 2, 3, 9])

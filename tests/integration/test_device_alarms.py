@@ -81,17 +81,42 @@ def test_help_button_and_jam_open_high_priority_alarms_once_until_resolved(
     assert [a["kind"] for a in alarms_of(pool, "DSP-D")].count("help_button") == 2
 
 
-def test_offline_with_a_dose_due_soon(pool: ConnectionPool, clock: FakeClock) -> None:
-    add_dispenser(pool, "DSP-D", clock.now())  # 08:00 local = 07:00Z; clock is 06:50Z
+def online(pool: ConnectionPool, value: bytes, at: datetime) -> None:
     with pool.connection() as conn:
-        write_batch(conn, [Inbound(f"{BASE}/online", b"0", clock.now())])
+        write_batch(conn, [Inbound(f"{BASE}/online", value, at)])
+
+
+def test_offline_with_a_dose_due_soon(pool: ConnectionPool, clock: FakeClock) -> None:
+    # 09:00 local = 08:00Z; the clock is 06:50Z: a dose due within the 2-hour look-ahead.
+    add_dispenser(pool, "DSP-D", clock.now(), doses=[{"time": "09:00", "window_min": 45}])
+    online(pool, b"0", clock.now())
+    clock.advance(timedelta(minutes=15) - timedelta(seconds=1))
+    sweep_device_alarms(pool, clock)
+    assert open_kinds(pool) == {}  # a Will not yet standing OFFLINE_AFTER: nobody is called
+    clock.advance(timedelta(seconds=1))
     sweep_device_alarms(pool, clock)
     assert open_kinds(pool) == {"dispenser_offline": "open"}
     clock.advance(timedelta(minutes=3))
-    with pool.connection() as conn:
-        write_batch(conn, [Inbound(f"{BASE}/online", b"1", clock.now())])
+    online(pool, b"1", clock.now())
     sweep_device_alarms(pool, clock)
     assert open_kinds(pool) == {"dispenser_offline": "cleared"}
+
+
+def test_a_broker_restart_wills_the_whole_fleet_offline_for_seconds_no_alarm(
+    pool: ConnectionPool, clock: FakeClock
+) -> None:
+    """Mosquitto publishes every connected client's Will when it stops; the devices say
+    ``online = 1`` again seconds later. A sweep in between must not page anyone."""
+    add_dispenser(pool, "DSP-D", clock.now(), doses=[{"time": "09:00", "window_min": 45}])
+    online(pool, b"1", clock.now())
+    clock.advance(timedelta(minutes=5))
+    online(pool, b"0", clock.now())
+    clock.advance(timedelta(seconds=6))
+    sweep_device_alarms(pool, clock)
+    online(pool, b"1", clock.now())
+    sweep_device_alarms(pool, clock)
+    assert open_kinds(pool) == {}
+    assert alarms_of(pool, "DSP-D") == []
 
 
 def test_mains_lost_for_30_minutes(pool: ConnectionPool, clock: FakeClock) -> None:

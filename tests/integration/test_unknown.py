@@ -72,6 +72,33 @@ def test_offline_by_last_will_makes_the_slot_unknown_and_a_buffered_dose_clears_
     assert alarm["state"] == "cleared"
 
 
+def test_a_replayed_dose_not_taken_resolves_unknown_to_missed_and_the_alarm_stands(
+    pool: ConnectionPool, clock: FakeClock
+) -> None:
+    """Through the gateway's one ingest plan: the device's own not-taken, buffered while it was
+    cut off, makes the unknown slot missed; the alarm opened at close keeps calling the nurse."""
+    add_dispenser(pool, "DSP-NT", clock.now())
+    heartbeat(pool, "DSP-NT", clock.now())
+    online(pool, "DSP-NT", False, DUE + timedelta(minutes=10))
+    clock.set(WINDOW_END)
+    sweep_missed_doses(pool, clock)
+    assert slot_states(pool, "DSP-NT")[DUE] == "unknown"
+
+    back = clock.advance(timedelta(minutes=30))
+    online(pool, "DSP-NT", True, back)
+    not_taken = event("DSP-NT", 8, "dose_not_taken", WINDOW_END, dose_due_at=DUE)
+    with pool.connection() as conn:
+        write_batch(conn, [Inbound(f"{base('DSP-NT')}/events", not_taken, back)] * 2)
+
+    assert slot_states(pool, "DSP-NT")[DUE] == "missed"
+    [alarm] = alarms_of(pool, "DSP-NT")
+    assert (alarm["kind"], alarm["state"], alarm["cleared_at"]) == (
+        "dose_status_unknown",
+        "open",
+        None,
+    )
+
+
 @pytest.mark.parametrize(
     ("silent_for", "expected_state", "expected_kind"),
     [

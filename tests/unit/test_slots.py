@@ -73,10 +73,19 @@ def test_not_taken_on_a_pending_slot_misses_it_and_opens_an_alarm() -> None:
         ) == Transition(SlotState.MISSED, opens_alarm=True, clears_alarm=False)
 
 
-@pytest.mark.parametrize("state", sorted(CLOSED_UNTAKEN))
-def test_not_taken_on_a_closed_slot_changes_nothing(state: SlotState) -> None:
+def test_not_taken_on_a_missed_slot_changes_nothing() -> None:
     for received_at in (BEFORE, AFTER):
-        assert apply_event(state, EventType.DOSE_NOT_TAKEN, received_at, WINDOW_END) is None
+        assert (
+            apply_event(SlotState.MISSED, EventType.DOSE_NOT_TAKEN, received_at, WINDOW_END)
+            is None
+        )
+
+
+def test_not_taken_replayed_on_an_unknown_slot_resolves_it_to_missed_keeping_its_alarm() -> None:
+    for received_at in (BEFORE, AFTER):
+        assert apply_event(
+            SlotState.UNKNOWN, EventType.DOSE_NOT_TAKEN, received_at, WINDOW_END
+        ) == Transition(SlotState.MISSED, opens_alarm=False, clears_alarm=False)
 
 
 @pytest.mark.parametrize("state", sorted(SlotState))
