@@ -121,8 +121,16 @@ def _tz(fleet: Fleet) -> Any:
 class ApiStaff:
     """Staff acting through the API: absences, refills, and (optionally) alarm rounds."""
 
-    def __init__(self, api: Api, *, nurse_after: timedelta | None = timedelta(minutes=20)) -> None:
-        self.api, self.nurse_after = api, nurse_after
+    def __init__(
+        self,
+        api: Api,
+        *,
+        nurse_after: timedelta | None = timedelta(minutes=20),
+        dispensers: frozenset[str] | None = None,
+    ) -> None:
+        """``dispensers``: the nurse handles only these dispensers' alarms (a fleet's own), and
+        leaves the rest of the database's to the people watching it."""
+        self.api, self.nurse_after, self.dispensers = api, nurse_after, dispensers
         self.refills = 0
         self.absences = 0
 
@@ -149,6 +157,8 @@ class ApiStaff:
         ]  # fmt: skip
         for alarm in unresolved:
             if datetime.fromisoformat(alarm["opened_at"]) > now - self.nurse_after:
+                continue
+            if self.dispensers is not None and alarm.get("dispenser_id") not in self.dispensers:
                 continue
             self._resolve(alarm)
             done += 1
