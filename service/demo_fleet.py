@@ -43,7 +43,13 @@ from service.sim_live import BrokerUnavailable, MqttTransport
 log = logging.getLogger(__name__)
 MINUTE = timedelta(minutes=1)
 # What the history's thousands of simulated alarms would print, one line each.
-_QUIET_DURING_HISTORY = ("alarms", "gateway", "dispenser_sim", "dosewatch.usecases")
+_QUIET_DURING_HISTORY = (
+    "alarms",
+    "dashboards",
+    "dispenser_sim.engine",
+    "dosewatch.usecases",
+    "gateway.downlink",
+)
 
 
 class Stopped(Exception):
@@ -72,6 +78,27 @@ def _quiet(names: tuple[str, ...]) -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+def make_history(
+    pool: ConnectionPool,
+    fleet: Fleet,
+    days: int,
+    now: datetime,
+    *,
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_tick: Callable[[datetime], None] | None = None,
+) -> History:
+    """The fleet's ``days`` days up to ``now``, then on up to the minute of ``wall()`` (the
+    minutes the history itself took), then finished; the engine is ready to go live."""
+    with History(pool, fleet, days, now=now, allow_foreign=True, on_tick=on_tick) as h:
+        h.run_until(now)
+        ran_to = now
+        while (until := wall().replace(second=0, microsecond=0)) > ran_to:
+            h.run_until(until)
+            ran_to = until
+        h.finish()
+    return h
 
 
 class DemoFleet:
@@ -140,20 +167,14 @@ class DemoFleet:
                          f"{time.monotonic() - began:.0f} s")  # fmt: skip
             last_day[0] = t.date()
 
-        with (
-            _quiet(_QUIET_DURING_HISTORY),
-            History(self.pool, fleet, days, now=now, allow_foreign=True, on_tick=on_tick) as h,
-        ):
-            h.run_until(now)
-            while (wall := datetime.now(UTC).replace(second=0, microsecond=0)) > h.engine.now:
-                h.run_until(wall)  # the minutes the history itself took
-            truth = h.finish()
-            engine = h.engine
+        with _quiet(_QUIET_DURING_HISTORY):
+            h = make_history(self.pool, fleet, days, now, on_tick=on_tick)
+        engine = h.engine
         self.say(
             f"History done in {time.monotonic() - began:.0f} s: {engine.sent:,} messages, "
             f"{h.staff.refills} refills, {h.staff.absences} hospital stays entered."
         )
-        self._go_live(engine, list(truth.dispensers))
+        self._go_live(engine, list(h.truth.dispensers))
 
     def _go_live(self, engine: Any, ids: list[str]) -> None:
         at = datetime.now(UTC)
