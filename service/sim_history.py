@@ -50,6 +50,7 @@ from gateway.writer import Inbound, write_batch
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(hours=48)
+_SHARD_FROM = 200  # messages in a tick from which the writers share them
 _GROWING = ("dose_events", "dose_slots", "dispenser_status", "alarms", "alarm_history")
 
 
@@ -119,11 +120,13 @@ class WriterTransport:
     def settle(self, now: datetime) -> None:
         if not self.pending:
             return
+        # Most ticks carry a message or two: one transaction then, not one per writer (each
+        # commit waits for the disk); the heartbeat bursts are shared out.
+        writers = self.writers if len(self.pending) >= _SHARD_FROM else 1
         shards: dict[int, list[Inbound]] = {}
         for m in self.pending:
-            shards.setdefault(zlib.crc32(m.topic.split("/")[3].encode()) % self.writers, []).append(
-                m
-            )
+            shard = zlib.crc32(m.topic.split("/")[3].encode()) % writers
+            shards.setdefault(shard, []).append(m)
         for outcomes in self._executor.map(self._write, shards.values()):
             if outcomes.get("quarantined"):
                 raise RuntimeError(f"the gateway quarantined simulated messages: {dict(outcomes)}")
@@ -132,7 +135,16 @@ class WriterTransport:
 
     def _write(self, batch: list[Inbound]) -> Counter[str]:
         with self.pool.connection() as conn:
-            return write_batch(conn, batch)
+            # The gateway's own write, without waiting for each commit to reach the disk: a
+            # history cut short by a crash is made again, not resumed. Reset before the
+            # connection goes back to the pool (the demo's live gateway shares it).
+            conn.execute("SET synchronous_commit = off")
+            conn.commit()  # a session setting; write_batch's transaction stays a top-level one
+            try:
+                return write_batch(conn, batch)
+            finally:
+                conn.execute("RESET synchronous_commit")
+                conn.commit()
 
     def close(self) -> None:
         self._executor.shutdown()
@@ -178,7 +190,7 @@ class ServiceJobs:
         if self.configs is not None and self._due("downlink", timedelta(minutes=1), now):
             with self.pool.connection() as conn:
                 downlink.publish_pending(conn, self.configs, now)  # type: ignore[arg-type]
-        if self._due("plan", timedelta(hours=6), now):
+        if self._due("plan", timedelta(hours=12), now):  # live: 10 min; slots 36-48 h ahead
             plan_slots(self.pool, self.clock, HORIZON)
         if self._due("analyze", timedelta(days=1), now):
             # What autovacuum does for a live database, done on simulated time: without fresh
