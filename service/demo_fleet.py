@@ -144,6 +144,8 @@ class DemoFleet:
         except Stopped:
             pass
         except (psycopg.Error, OSError, ApiError, BrokerUnavailable, HistoryRefused) as exc:
+            if self.stop.is_set():
+                return  # Ctrl-C came while the fleet was between ticks: the pool is closing
             # The web app goes on without the fleet; a defect (anything else) shows its traceback.
             self.failed = exc
             log.error("the demo fleet stopped: %s", exc)
