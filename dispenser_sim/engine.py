@@ -68,13 +68,15 @@ class Engine:
         hooks: list[Callable[[datetime], None]] | None = None,
         resolution: timedelta = MINUTE,
         wake: timedelta | None = None,
+        wake_at: Callable[[], datetime | None] | None = None,
     ) -> None:
         """``resolution``: the tick; a minute for simulated time, seconds for a live run with
         one-minute windows (a take is sent at the next tick). ``wake``: tick at least this
-        often even when no device acts, so the service hooks keep their cadence."""
+        often even when no device acts; ``wake_at()``: also tick then (a hook's next run), so
+        the service hooks keep their cadence."""
         self.fleet, self.transport, self.ticker, self.truth = fleet, transport, ticker, truth
         self.staff, self.hooks, self.resolution = staff, hooks or [], resolution
-        self.wake = wake
+        self.wake, self.wake_at = wake, wake_at
         self.heartbeat = heartbeat or timedelta(minutes=fleet.heartbeat_min)
         self.now = truth.start
         self.states: dict[str, _State] = {}
@@ -125,7 +127,7 @@ class Engine:
             raise ValueError(f"cannot hand over at {now}: the engine is at {self.now} already")
         self.transport, self.ticker = transport, ticker
         self.heartbeat = heartbeat or timedelta(minutes=self.fleet.heartbeat_min)
-        self.staff, self.hooks, self.wake = staff, hooks or [], None
+        self.staff, self.hooks, self.wake, self.wake_at = staff, hooks or [], None, None
         for st in self.states.values():
             if st.down == 0:
                 transport.connect(st.device.id, now)
@@ -139,6 +141,8 @@ class Engine:
             t = min(self._next_beat, self._queue[0].at if self._queue else end)
             if self.wake is not None:
                 t = min(t, self.now + self.wake)
+            if self.wake_at is not None and (due := self.wake_at()) is not None:
+                t = min(t, due)
             t = _ceil(max(t, self.now + self.resolution), self.resolution)
             if t > end:
                 break

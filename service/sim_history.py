@@ -180,6 +180,9 @@ class ServiceJobs:
         self.device_cfg = DeviceSettings(offline_after=offline_after)
         self._next: dict[str, datetime] = {}
 
+    def next_run(self, name: str) -> datetime | None:
+        return self._next.get(name)
+
     def _due(self, name: str, every: timedelta, now: datetime) -> bool:
         if now < self._next.get(name, now):
             return False
@@ -317,7 +320,7 @@ class History:
             staff=self.staff,
             heartbeat=timedelta(minutes=fleet.history_heartbeat_min),
             hooks=hooks,
-            wake=timedelta(minutes=truth.device_sweep_min),  # the device sweep's cadence
+            wake_at=lambda: jobs.next_run("device"),  # the device sweep's cadence, to the tick
         )
         # The configs the devices start from. Handed over even if another down-link (a live
         # gateway beside this run, in the demo) has published them already.
