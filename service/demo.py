@@ -154,7 +154,7 @@ def run_demo(settings: Settings, *, days: int = HISTORY_DAYS) -> None:
             rt.pool,
             fleet,
             days,
-            mqtt=rt.mqtt,
+            mqtt=None if rt.embedded_broker else rt.mqtt,
             publisher=gw.source.client,
             api=lambda: TestClient(app, headers={"Authorization": f"Bearer {fleet_token}"}),
             start_jobs=lambda: start_alarm_jobs(rt),

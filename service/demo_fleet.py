@@ -8,9 +8,13 @@ One thread, beside the live service the demo runs (gateway, web app, the three d
    Then it *catches up*: it is run again to the wall clock's minute until it is within a
    minute of it. The simulated clock never passes the wall clock, so each of its sweeps is one
    the live service could have made at that moment (a little late, never early).
-2. **Hand-over**: the same devices go on over the real broker, as MQTT clients
-   (:class:`service.sim_live.MqttTransport`), on the wall clock; what fell due in the last
-   minute happens at once, and the gateway has stored every reconnect before step 3.
+2. **Hand-over**: the same devices go on, on the wall clock; what fell due in the last minute
+   happens at once, and every reconnect is stored before step 3. Through a configured broker
+   each device is an MQTT client of it (:class:`service.sim_live.MqttTransport`). The embedded
+   broker (amqtt) is not one for a fleet: a hundred clients connecting make it fail sessions
+   ("dictionary changed size during iteration" while it walks its subscriptions), so then the
+   fleet's messages go on through the gateway's writer in process, as in the history, stamped
+   with the wall clock; the demo's three dispensers stay MQTT clients of it.
 3. Only then do the **live alarm jobs** start (``start_jobs``): until then nothing swept the
    past with the wall clock's ``now`` while its events were still being written. The demo's
    own three dispensers are swept by the history's sweeps during the catch-up (those run on a
@@ -37,7 +41,7 @@ from dispenser_sim.profiles import Fleet
 from dispenser_sim.staff import Api, ApiError, ApiStaff
 from dosewatch.config import MqttUrl
 from gateway import downlink
-from service.sim_history import History, HistoryRefused
+from service.sim_history import History, HistoryRefused, RetainedConfigs, WriterTransport
 from service.sim_live import BrokerUnavailable, MqttTransport
 
 log = logging.getLogger(__name__)
@@ -97,6 +101,8 @@ def make_history(
         while (until := wall().replace(second=0, microsecond=0)) > ran_to:
             h.run_until(until)
             ran_to = until
+        if ran_to > h.engine.now:
+            h.engine.tick(ran_to)  # the sweeps at the minute caught up to, even if all is quiet
         h.finish()
     return h
 
@@ -108,13 +114,15 @@ class DemoFleet:
         fleet: Fleet,
         days: int,
         *,
-        mqtt: MqttUrl,
+        mqtt: MqttUrl | None,
         publisher: Any,
         api: Callable[[], Any],
         start_jobs: Callable[[], Any],
         say: Callable[[str], None],
     ) -> None:
-        """``publisher``: a connected paho client (the gateway's) for the fleet's configs;
+        """``mqtt``: the broker the fleet goes live through (None: in process, through the
+        gateway's writer); ``publisher``: a connected paho client (the gateway's) for the
+        fleet's configs on that broker;
         ``api()``: an HTTP client on the live app (admin token); ``start_jobs()``: starts the
         live alarm jobs and returns their scheduler; ``say``: one progress line."""
         self.pool, self.fleet, self.days, self.mqtt = pool, fleet, days, mqtt
@@ -123,7 +131,7 @@ class DemoFleet:
         self.live = threading.Event()  # set once the live alarm jobs run
         self.jobs: Any = None
         self.failed: BaseException | None = None
-        self._transport: MqttTransport | None = None
+        self._transport: MqttTransport | WriterTransport | None = None
         self._http: Any = None
         self._thread = threading.Thread(target=self._run, name="demo-fleet", daemon=True)
 
@@ -180,10 +188,13 @@ class DemoFleet:
 
     def _go_live(self, engine: Any, ids: list[str]) -> None:
         at = datetime.now(UTC)
-        with self.pool.connection() as conn:
-            for d in ids:  # the history's down-link went to its stand-in broker, not this one
-                downlink.on_schedule_changed(conn, self.publisher, d, at)
-        self._transport = MqttTransport(self.mqtt, None, config_wait_s=5.0)
+        if self.mqtt is None:
+            self._transport = WriterTransport(self.pool, RetainedConfigs(), writers=2)
+        else:
+            with self.pool.connection() as conn:
+                for d in ids:  # the history's down-link went to its stand-in broker
+                    downlink.on_schedule_changed(conn, self.publisher, d, at)
+            self._transport = MqttTransport(self.mqtt, None, config_wait_s=5.0)
         self._http = http = self.api()
         api = Api(http)
         engine.handover(
@@ -192,9 +203,10 @@ class DemoFleet:
         self._wait_stored(api, {d for d in ids if engine.states[d].down == 0}, at)
         self.jobs = self.start_jobs()
         self.live.set()
+        how = "as MQTT clients of the broker" if self.mqtt else "through the gateway's writer"
         self.say(
-            f"Live: the {self.fleet.name} fleet's {len(ids)} dispensers are MQTT clients of the"
-            " broker now; the alarm jobs run on the wall clock."
+            f"Live: the {self.fleet.name} fleet's {len(ids)} dispensers go on {how}, on the wall"
+            " clock; the alarm jobs run now."
         )
         while True:  # Stopped ends it (the ticker waits on the stop event)
             engine.run_until(datetime.now(UTC) + timedelta(hours=6))

@@ -80,6 +80,7 @@ def test_demo_on_a_fresh_home_prints_no_error(fresh_home: Path) -> None:
         assert read_until("Missed-dose alarm", 900), "".join(seen)
         print(seen[-1])
         assert read_until("Live: the umea fleet", 900), "".join(seen)
+        read_until("no such line", 20)  # a few live ticks and sweeps
         read_until("no such line", 10)
     finally:
         if proc.poll() is None:
