@@ -70,3 +70,37 @@ def test_the_demo_refuses_a_database_with_other_dispensers(pool: ConnectionPool)
     assert history.truth.dispensers
     with pool.connection() as conn, pytest.raises(ConfigError, match="database of its own"):
         demo.refuse_unfit(conn)
+
+
+def test_the_history_catches_up_and_leaves_the_demo_patients_alarms_open(
+    pool: ConnectionPool,
+) -> None:
+    """The history runs on to the wall clock's minute and sweeps there, so the demo's own dose
+    (due a minute after start, nobody connected here) is closed by then; its night nurse
+    handles only the fleet's alarms, so the demo's stays open for the people watching."""
+    with pool.connection() as conn, conn.transaction():
+        demo.set_up(conn, NOW, "Europe/Stockholm", timedelta(hours=48))
+    later = NOW + timedelta(minutes=4, seconds=30)
+    history = make_history(pool, load_fleet("demo"), 1, NOW, wall=lambda: later)
+    assert history.engine.now == NOW + timedelta(minutes=4)  # never past the wall clock
+    with pool.connection() as conn:
+        slots = conn.execute(
+            "SELECT dispenser_id, state, closed_at FROM dose_slots"
+            " WHERE dispenser_id LIKE 'DEMO-00_' AND due_at < %s",
+            (later,),
+        ).fetchall()
+        alarms = conn.execute(
+            "SELECT dispenser_id, kind, opened_at, resolved_at FROM alarms"
+            " WHERE dispenser_id = ANY(%s) AND slot_id IS NOT NULL",
+            ([d for d, *_ in demo.DEMO_FLEET],),
+        ).fetchall()
+        unresolved_fleet = conn.execute(
+            "SELECT count(*) AS n FROM alarms WHERE resolved_at IS NULL"
+            " AND NOT (dispenser_id = ANY(%s))",
+            ([d for d, *_ in demo.DEMO_FLEET],),
+        ).fetchone()
+    assert len(slots) == 3 and all(s["state"] != "pending" for s in slots), slots
+    assert all(s["closed_at"] <= later for s in slots)
+    assert len(alarms) == 3 and all(a["resolved_at"] is None for a in alarms), alarms
+    assert all(a["opened_at"] <= later for a in alarms)
+    assert unresolved_fleet is not None and unresolved_fleet["n"] == 0
