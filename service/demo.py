@@ -22,8 +22,8 @@ from psycopg_pool import ConnectionPool
 from dispenser_sim.fleet import VirtualDispenser
 from dosewatch.config import ConfigError, Settings
 from dosewatch.db import DbConn, registry
-from dosewatch.db import alarms as alarm_sql
 from dosewatch.db import schedules as schedule_sql
+from dosewatch.db import scope as scope_sql
 from dosewatch.db import teams as team_sql
 from dosewatch.domain.schedule import local_instant
 from service.accounts import demo_accounts
@@ -204,9 +204,9 @@ class _AlarmWatch(threading.Thread):
         while not self.stop.wait(2.0):
             try:
                 with self.pool.connection() as conn:
-                    rows = alarm_sql.list_alarms(conn, state=None, limit=200)
-            except psycopg.Error:
-                continue  # the database is busy or going away: look again
+                    rows = scope_sql.list_alarms(conn, team_id=None, state=None, limit=50)
+            except psycopg.OperationalError:
+                continue  # the database is going away (Ctrl-C) or busy: look again
             for a in rows:
                 if a["dispenser_id"] == self.dispenser_id and a["kind"] == "missed_dose":
                     after = (a["opened_at"] - self.began).total_seconds()
