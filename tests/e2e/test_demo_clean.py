@@ -76,10 +76,15 @@ def test_demo_on_a_fresh_home_prints_no_error(fresh_home: Path) -> None:
         assert read_until("API token:", 120), "".join(seen)
         # The first dose is due at the next whole minute; a patient takes it 5 s later.
         assert read_until(": dose_taken", 150), "".join(seen)
-        # Generous waits: the machine running the tests may be busy with other suites.
-        assert read_until("Missed-dose alarm", 900), "".join(seen)
-        print(seen[-1])
-        assert read_until("Live: the umea fleet", 900), "".join(seen)
+        # Generous waits: the machine running the tests may be busy with other suites. The
+        # alarm's line and the fleet's going live come in either order.
+        deadline = time.monotonic() + 900
+        wanted = ("Missed-dose alarm", "Live: the umea fleet")
+        while not all(any(w in ln for ln in seen) for w in wanted):
+            assert time.monotonic() < deadline, "".join(seen)
+            if not read_until("\n", 5):  # no line for 5 s: fine while the demo runs
+                assert proc.poll() is None, "".join(seen)
+        print(*(ln for ln in seen if "Missed-dose alarm" in ln or "History done" in ln))
         read_until("no such line", 20)  # a few live ticks and sweeps
         read_until("no such line", 10)
     finally:
