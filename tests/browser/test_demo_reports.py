@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from psycopg_pool import ConnectionPool
 from pypdf import PdfReader
@@ -27,7 +28,7 @@ DAYS = 14
 
 
 def _sign_in(page: Any, web: str, username: str, password: str, next_path: str) -> None:
-    page.goto(f"{web}/login?next={next_path}")
+    page.goto(f"{web}/login?next={quote(next_path)}")
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("button[type=submit]")
@@ -94,7 +95,7 @@ def test_demo_reports_in_both_languages(
         worst = min(counted, key=lambda r: r["figures"]["taking_adherence_pct"])
         page.locator(f"table.figures a[href^='/reports/patients/{worst['patient_id']}?']").click()
         page.wait_for_url(f"**/reports/patients/{worst['patient_id']}?**")
-        assert page.inner_text("h1") == worst["name"]
+        page.wait_for_selector(f"h1:text-is('{worst['name']}')")
         page.wait_for_selector(".kpis")
         page.wait_for_function("() => [...document.querySelectorAll('canvas')].length >= 2")
         assert _charts_drawn(page) >= 2
