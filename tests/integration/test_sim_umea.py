@@ -2,8 +2,8 @@
 the service's slot states give it, and the reconciliation finds 0 differences.
 
 Slow by nature: every message of 100 dispensers over 30 days goes through the gateway's writer,
-every sweep through the alarm jobs (12 minutes on the shared 2-core machine on 2026-12-01; 8
-minutes there on 2026-12-07 with load average 8, after the device sweep's power-event index and
+every sweep through the alarm jobs (12 minutes on the shared 2-core machine on 2026-12-01; 3.5
+minutes there on 2026-12-07 at load average 4, after the device sweep's power-event index and
 the history's quieter ticks; ``bench/history.py`` measures it).
 """
 
