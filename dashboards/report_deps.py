@@ -49,7 +49,7 @@ else:
 Month = Annotated[MonthText | None, Query(description="YYYY-MM", examples=["2026-11"])]
 Week = Annotated[WeekText | None, Query(description="ISO week YYYY-Www", examples=["2026-W48"])]
 From = Annotated[Day | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
-To = Annotated[Day | None, Query(description="last day, included")]
+To = Annotated[Day | None, Query(alias="to", description="last day, included")]
 Threshold = Annotated[float, Query(ge=0, le=100, description="under-threshold limit, %")]
 TeamQ = Annotated[Id | None, Query(description="one team (a nurse: her own, the default)")]
 Dec = Annotated[report_csv.Decimal, Query(description="decimal comma (Excel sv) or point")]

@@ -1,6 +1,7 @@
 """The fleet engine: moves simulated time, lets each device act, delivers or buffers, records.
 
-Time advances in whole-minute ticks (only the minutes where something happens). At each tick
+Time advances in whole-minute ticks (only the minutes where something happens: a device acts,
+a heartbeat is due, a taken dose's window closes, or the ``wake`` interval has passed). At each tick
 the engine sets the clock, lets every device act on its happenings, sends what an online device
 sends and buffers what an offline one cannot, publishes heartbeats on the grid, hands out new
 configs, then asks the transport to *settle* (everything sent is stored by the service) and
@@ -26,7 +27,7 @@ from dispenser_sim.truth import DoseTruth, Truth
 
 log = logging.getLogger(__name__)
 MINUTE = timedelta(minutes=1)
-DOSE_KINDS = frozenset({"present", "take", "not_taken", "jam"})
+DOSE_KINDS = frozenset({"present", "take", "not_taken", "jam", "window_closes"})
 
 
 class Transport(Protocol):
@@ -67,13 +68,15 @@ class Engine:
         hooks: list[Callable[[datetime], None]] | None = None,
         resolution: timedelta = MINUTE,
         wake: timedelta | None = None,
+        wake_at: Callable[[], datetime | None] | None = None,
     ) -> None:
         """``resolution``: the tick; a minute for simulated time, seconds for a live run with
         one-minute windows (a take is sent at the next tick). ``wake``: tick at least this
-        often even when no device acts, so the service hooks keep their cadence."""
+        often even when no device acts; ``wake_at()``: also tick then (a hook's next run), so
+        the service hooks keep their cadence."""
         self.fleet, self.transport, self.ticker, self.truth = fleet, transport, ticker, truth
         self.staff, self.hooks, self.resolution = staff, hooks or [], resolution
-        self.wake = wake
+        self.wake, self.wake_at = wake, wake_at
         self.heartbeat = heartbeat or timedelta(minutes=fleet.heartbeat_min)
         self.now = truth.start
         self.states: dict[str, _State] = {}
@@ -105,12 +108,41 @@ class Engine:
         self._take_configs(self.now)
         self.transport.settle(self.now)
 
+    def handover(
+        self,
+        transport: Transport,
+        ticker: Ticker,
+        now: datetime,
+        *,
+        heartbeat: timedelta | None = None,
+        staff: Staff | None = None,
+        hooks: list[Callable[[datetime], None]] | None = None,
+    ) -> None:
+        """Go on from where the engine stopped over another transport and clock (a history run
+        going live, in the demo): every device keeps its state, supply and buffer; each one
+        that is online connects again (its ``online``, its retained config, a status), as after
+        a gateway or network change. What was due between the last tick and ``now`` happens at
+        once, so nothing of the past is left for the live service's sweeps to find undone."""
+        if now < self.now:
+            raise ValueError(f"cannot hand over at {now}: the engine is at {self.now} already")
+        self.transport, self.ticker = transport, ticker
+        self.heartbeat = heartbeat or timedelta(minutes=self.fleet.heartbeat_min)
+        self.staff, self.hooks, self.wake, self.wake_at = staff, hooks or [], None, None
+        for st in self.states.values():
+            if st.down == 0:
+                transport.connect(st.device.id, now)
+        transport.settle(now)
+        self._next_beat = now  # a status from each online device in the tick below
+        self.tick(now)
+
     def run_until(self, end: datetime) -> None:
         while True:
             self._plan_through(max(end, self.now) + DAY)
             t = min(self._next_beat, self._queue[0].at if self._queue else end)
             if self.wake is not None:
                 t = min(t, self.now + self.wake)
+            if self.wake_at is not None and (due := self.wake_at()) is not None:
+                t = min(t, due)
             t = _ceil(max(t, self.now + self.resolution), self.resolution)
             if t > end:
                 break
@@ -147,10 +179,19 @@ class Engine:
             for st in self.states.values():
                 for h in st.device.plan_day(day):
                     if h.at >= self.truth.start:
-                        self._push(h)
-                        self._note_plan(st, h)
+                        self._push_dose(st, h)
                 self._plan_refill(st, day)
             self._planned_until += DAY
+
+    def _push_dose(self, st: _State, h: Happening) -> None:
+        self._push(h)
+        self._note_plan(st, h)
+        if h.kind == "take" and h.window_end is not None:
+            # Nothing happens at a taken dose's window end, but the service sweeps then: if the
+            # take is still in an offline device's buffer, the slot closes unknown at that
+            # minute, as a live sweep would close it (not at the next wake-up).
+            closes = Happening(h.window_end, h.dispenser_id, "window_closes", h.due, h.window_end)
+            self._push(closes)
 
     def _plan_refill(self, st: _State, day: object) -> None:
         assert hasattr(day, "toordinal")
@@ -188,6 +229,8 @@ class Engine:
             st.down = max(0, st.down - 1)
             if st.down == 0:
                 self._reconnect(st, t)
+            return
+        if h.kind == "window_closes":
             return
         if h.kind == "stay_start":
             if h.entered and self.staff is not None and h.until is not None:
@@ -283,8 +326,7 @@ class Engine:
         assert d.config is not None
         for due, wend in d.config.slots(t, self._planned_until):
             for h in d.plan_dose(due, wend):
-                self._push(h)
-                self._note_plan(st, h)
+                self._push_dose(st, h)
 
 
 def _ceil(t: datetime, step: timedelta) -> datetime:

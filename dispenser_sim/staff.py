@@ -18,6 +18,7 @@ from dispenser_sim.profiles import Fleet
 
 log = logging.getLogger(__name__)
 SIM_NOTE = "simulated by dispenser_sim"  # every patient a run makes carries this note
+_PAGE = 50  # the newest alarms a nurse round looks at first
 
 
 class Response(Protocol):
@@ -121,8 +122,17 @@ def _tz(fleet: Fleet) -> Any:
 class ApiStaff:
     """Staff acting through the API: absences, refills, and (optionally) alarm rounds."""
 
-    def __init__(self, api: Api, *, nurse_after: timedelta | None = timedelta(minutes=20)) -> None:
-        self.api, self.nurse_after = api, nurse_after
+    def __init__(
+        self,
+        api: Api,
+        *,
+        nurse_after: timedelta | None = timedelta(minutes=20),
+        dispensers: frozenset[str] | None = None,
+    ) -> None:
+        """``dispensers``: the nurse handles only these dispensers' alarms (a fleet's own), and
+        leaves the rest of the database's to the people watching it."""
+        self.api, self.nurse_after, self.dispensers = api, nurse_after, dispensers
+        self._last_round: datetime | None = None
         self.refills = 0
         self.absences = 0
 
@@ -137,22 +147,37 @@ class ApiStaff:
         self.api.post(f"/api/v1/dispensers/{dispenser_id}/refills", {"doses_loaded": doses_loaded})
         self.refills += 1
 
-    def nurse_round(self, now: datetime) -> int:
+    def nurse_round(self, now: datetime, *, thorough: bool = False) -> int:
         """Acknowledge and resolve every alarm unresolved for ``nurse_after`` (open,
         acknowledged, or cleared by a late report: a nurse still closes it); return how many."""
         if self.nurse_after is None:
             return 0
         done = 0
-        unresolved = [
-            a for state in ("open", "acknowledged", "cleared")
-            for a in self.api.get("/api/v1/alarms", state=state, limit=1000)
-        ]  # fmt: skip
-        for alarm in unresolved:
+        for alarm in self._unresolved(now, thorough):
             if datetime.fromisoformat(alarm["opened_at"]) > now - self.nurse_after:
+                continue
+            if self.dispensers is not None and alarm.get("dispenser_id") not in self.dispensers:
                 continue
             self._resolve(alarm)
             done += 1
         return done
+
+    def _unresolved(self, now: datetime, thorough: bool) -> list[dict[str, Any]]:
+        """Every unresolved alarm the round may close. Usually one look at the newest alarms
+        is enough: the last round closed everything opened before its time less
+        ``nurse_after``, so when the page reaches back that far it holds every alarm this
+        round can find unresolved. Otherwise (a burst of alarms, the first round, or a
+        ``thorough`` round) every unresolved state is asked for."""
+        last, self._last_round = self._last_round, now
+        if last is not None and self.nurse_after is not None and not thorough:
+            page: list[dict[str, Any]] = self.api.get("/api/v1/alarms", limit=_PAGE)
+            reach = datetime.fromisoformat(page[-1]["opened_at"]) if page else None
+            if len(page) < _PAGE or (reach is not None and reach <= last - self.nurse_after):
+                return [a for a in page if a["state"] != "resolved"]
+        return [
+            a for state in ("open", "acknowledged", "cleared")
+            for a in self.api.get("/api/v1/alarms", state=state, limit=1000)
+        ]  # fmt: skip
 
     def _resolve(self, alarm: dict[str, Any]) -> None:
         url = f"/api/v1/alarms/{alarm['id']}"

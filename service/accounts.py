@@ -111,17 +111,19 @@ DEMO_USERS = (
     ("demo-admin", "Demo Admin", "admin"),
     ("demo-nurse", "Demo Nurse", "nurse"),
     ("demo-pharmacist", "Demo Pharmacist", "pharmacist"),
+    ("demo-manager", "Demo Manager", "manager"),
 )
 
 
 def demo_accounts(conn: DbConn, team_id: int, now: datetime) -> tuple[list[DemoAccount], str]:
-    """The demo's admin, nurse and pharmacist (the latter two in ``team_id``), each with a new
-    random password, and a new admin API token. Run again, it resets the passwords."""
+    """The demo's admin, nurse, pharmacist and manager (the nurse and the pharmacist in
+    ``team_id``), each with a new random password, and a new admin API token. Run again, it
+    resets the passwords."""
     accounts = []
     for username, name, role in DEMO_USERS:
         password = secrets.token_urlsafe(9)
         existing = user_sql.user_for_login(conn, username)
-        team = None if role == "admin" else team_id
+        team = team_id if role in ("nurse", "pharmacist") else None
         if existing is None:
             user_sql.create_user(
                 conn,

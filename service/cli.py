@@ -133,43 +133,13 @@ def web(verbose: Verbose = False) -> None:
 
 @app.command()
 def demo(verbose: Verbose = False) -> None:
-    """Everything, plus a demo fleet: a missed-dose alarm appears within about 3 minutes."""
+    """Everything, plus the Umeå fleet (30 days of history, then live) and 3 patients whose
+    dose is due at once: a missed-dose alarm appears within about 3 minutes."""
 
     def go() -> None:
-        from dispenser_sim.fleet import Fleet
-        from service import demo as demo_data
-        from service.runtime import runtime, serve_web, start_alarm_jobs, start_gateway
+        from service.demo import run_demo
 
-        settings = _setup(verbose)
-        with runtime(settings, need_mqtt=True) as rt:
-            with rt.pool.connection() as conn, conn.transaction():
-                fleet_spec = demo_data.set_up(conn, rt.clock.now(), settings.timezone, rt.horizon)
-                accounts = demo_data.sign_in(conn, rt.clock.now())
-            gw = start_gateway(rt)
-            jobs = start_alarm_jobs(rt)
-            assert rt.mqtt is not None
-            fleet = Fleet(rt.mqtt, fleet_spec)
-            fleet.start()
-            base = f"http://{settings.http_host}:{settings.http_port}"
-            due = fleet_spec[0].due_times[0]
-            typer.echo(
-                f"\n  dosewatch demo: 3 dispensers, first dose due {due:%H:%M:%S} UTC "
-                f"(window {demo_data.WINDOW_MIN} min).\n"
-                f"  DEMO-003's patient will not take it: a missed-dose alarm opens soon after.\n"
-                f"  Alarms:      {base}/api/v1/alarms\n"
-                f"  API docs:    {base}/docs\n"
-                f"  Database:    {rt.database_url}\n  Broker:      {rt.mqtt.redacted()}\n"
-                f"  Stop with Ctrl-C.\n"
-            )
-            # Column 0, so a script can pick out the line starting "API token:".
-            typer.echo(f"Sign in at {base}/login\n" + "".join(f"{line}\n" for line in accounts))
-            sys.stdout.flush()
-            try:
-                serve_web(rt)
-            finally:
-                fleet.stop()
-                jobs.shutdown(wait=False)
-                gw.stop()
+        run_demo(_setup(verbose))
 
     _guard(go)
 

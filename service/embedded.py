@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
@@ -46,6 +47,18 @@ class EmbeddedPostgres:
         url: str = self._server.get_uri()
         log.info("embedded PostgreSQL running, data in %s", self.pgdata)
         return url
+
+    def fresh_database(self, url: str, name: str) -> str:
+        """Drop and create the database ``name`` on this server; return its URL. The demo's
+        own database: made anew at each start, beside whatever ``dosewatch run`` keeps."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            ident = sql.Identifier(name)
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+        return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
     def stop(self) -> None:
         if self._server is not None:

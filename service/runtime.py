@@ -49,15 +49,23 @@ class Runtime:
 
 @contextlib.contextmanager
 def runtime(
-    settings: Settings, *, need_mqtt: bool, clock: Clock | None = None
+    settings: Settings,
+    *,
+    need_mqtt: bool,
+    clock: Clock | None = None,
+    embedded_database: str | None = None,
 ) -> Iterator[Runtime]:
-    """Bring up what the settings describe (embedded where unset); tear it all down on exit."""
+    """Bring up what the settings describe (embedded where unset); tear it all down on exit.
+    ``embedded_database``: with the embedded server, use a database of that name made afresh
+    (the demo's), not the one ``dosewatch run`` keeps."""
     with contextlib.ExitStack() as stack:
         db_url = settings.database_url
         if db_url is None:
             pg = EmbeddedPostgres()
             db_url = pg.start()
             stack.callback(pg.stop)
+            if embedded_database is not None:
+                db_url = pg.fresh_database(db_url, embedded_database)
         check_database(db_url)
         plain = settings.storage == "postgresql"
         mode = migrate(db_url, timescale=not plain, policy=policy_from_settings(settings))

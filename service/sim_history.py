@@ -9,7 +9,8 @@ No rows are written here. Under a simulated clock (:class:`~dosewatch.clock.Fake
   (:func:`gateway.downlink.publish_pending`), published into :class:`RetainedConfigs`, which
   stands in for the broker's retained store (there is no broker in a history run);
 * the alarm jobs' own functions run on their cadence (missed-dose sweep, presence, device
-  alarms, slot planning), as ``dosewatch alarms`` schedules them;
+  alarms, slot planning, the adherence rollup), as ``dosewatch alarms`` schedules them (the
+  device sweep and the rollup less often than live);
 * people act through the public API (:mod:`dispenser_sim.staff`), in process over
   ``create_app`` with the same clock.
 
@@ -22,7 +23,9 @@ import logging
 import uuid
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +42,7 @@ from dispenser_sim.profiles import Fleet
 from dispenser_sim.staff import Api, ApiStaff, foreign_patients, set_up_fleet
 from dispenser_sim.truth import Truth
 from dosewatch.clock import FakeClock
+from dosewatch.db import rollups
 from dosewatch.domain.device_alarms import Settings as DeviceSettings
 from dosewatch.domain.protocol import TOPIC_ROOT
 from gateway import downlink
@@ -46,6 +50,8 @@ from gateway.writer import Inbound, write_batch
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(hours=48)
+_SHARD_FROM = 200  # messages in a tick from which the writers share them
+_GROWING = ("dose_events", "dose_slots", "dispenser_status", "alarms", "alarm_history")
 
 
 class HistoryRefused(RuntimeError):
@@ -114,11 +120,13 @@ class WriterTransport:
     def settle(self, now: datetime) -> None:
         if not self.pending:
             return
+        # Most ticks carry a message or two: one transaction then, not one per writer (each
+        # commit waits for the disk); the heartbeat bursts are shared out.
+        writers = self.writers if len(self.pending) >= _SHARD_FROM else 1
         shards: dict[int, list[Inbound]] = {}
         for m in self.pending:
-            shards.setdefault(zlib.crc32(m.topic.split("/")[3].encode()) % self.writers, []).append(
-                m
-            )
+            shard = zlib.crc32(m.topic.split("/")[3].encode()) % writers
+            shards.setdefault(shard, []).append(m)
         for outcomes in self._executor.map(self._write, shards.values()):
             if outcomes.get("quarantined"):
                 raise RuntimeError(f"the gateway quarantined simulated messages: {dict(outcomes)}")
@@ -127,7 +135,16 @@ class WriterTransport:
 
     def _write(self, batch: list[Inbound]) -> Counter[str]:
         with self.pool.connection() as conn:
-            return write_batch(conn, batch)
+            # The gateway's own write, without waiting for each commit to reach the disk: a
+            # history cut short by a crash is made again, not resumed. Reset before the
+            # connection goes back to the pool (the demo's live gateway shares it).
+            conn.execute("SET synchronous_commit = off")
+            conn.commit()  # a session setting; write_batch's transaction stays a top-level one
+            try:
+                return write_batch(conn, batch)
+            finally:
+                conn.execute("RESET synchronous_commit")
+                conn.commit()
 
     def close(self) -> None:
         self._executor.shutdown()
@@ -163,6 +180,9 @@ class ServiceJobs:
         self.device_cfg = DeviceSettings(offline_after=offline_after)
         self._next: dict[str, datetime] = {}
 
+    def next_run(self, name: str) -> datetime | None:
+        return self._next.get(name)
+
     def _due(self, name: str, every: timedelta, now: datetime) -> bool:
         if now < self._next.get(name, now):
             return False
@@ -173,18 +193,22 @@ class ServiceJobs:
         if self.configs is not None and self._due("downlink", timedelta(minutes=1), now):
             with self.pool.connection() as conn:
                 downlink.publish_pending(conn, self.configs, now)  # type: ignore[arg-type]
-        if self._due("plan", timedelta(hours=6), now):
+        if self._due("plan", timedelta(hours=12), now):  # live: 10 min; slots 36-48 h ahead
             plan_slots(self.pool, self.clock, HORIZON)
+        if self._due("analyze", timedelta(days=1), now):
             # What autovacuum does for a live database, done on simulated time: without fresh
             # statistics the device sweep's snapshot query is estimated so costly that
-            # PostgreSQL JIT-compiles it (3 s a run instead of 0.1 s).
+            # PostgreSQL JIT-compiles it (3 s a run instead of 0.1 s). Only the tables that
+            # grow; a whole-database ANALYZE every few hours was a third of a run's time.
             with self.pool.connection() as conn:
-                conn.execute("ANALYZE")
+                conn.execute(f"ANALYZE {', '.join(_GROWING)}")
         if self._due("presence", timedelta(minutes=1), now):
             mark_offline(self.pool, self.clock, self.offline_after)
         sweep_missed_doses(self.pool, self.clock, offline_after=self.offline_after)
         if self._due("device", self.device_sweep, now):
             sweep_device_alarms(self.pool, self.clock, self.device_cfg)
+        if self._due("rollup", timedelta(hours=6), now):
+            rollups.run_job(self.pool, now)  # the adherence figures, as the service keeps them
 
 
 def history_start(days: int, now: datetime, tz: str) -> datetime:
@@ -194,34 +218,63 @@ def history_start(days: int, now: datetime, tz: str) -> datetime:
     return datetime.combine(first, datetime.min.time(), tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
-def run_history(
-    pool: ConnectionPool,
-    fleet: Fleet,
-    days: int,
-    *,
-    now: datetime,
-    truth_path: Path | None = None,
-    allow_foreign: bool = False,
-    nurse: bool = True,
-) -> Truth:
-    """Run ``fleet`` from ``days`` days before ``now`` up to ``now``; return the truth."""
-    from fastapi.testclient import TestClient
+class History:
+    """A history run in steps, for ``sim history`` and the demo: set up the fleet (entering),
+    :meth:`run_until` a time (again and again, e.g. to catch up with the wall clock), then
+    :meth:`finish` (leaving). The simulated clock never passes the ``now`` it is run to, so a
+    sweep here is one a live service could have made at that moment.
 
-    from dashboards.app import create_app
-    from dosewatch.db import users as user_sql
+    ``engine`` is left as it was at the end: its devices (state, supply, buffers) can go on
+    live over another transport (:meth:`dispenser_sim.engine.Engine.handover`).
+    """
 
-    start = history_start(days, now, fleet.timezone)
-    clock = FakeClock(start)
-    run_id = uuid.uuid4().hex[:8]
-    with pool.connection() as conn, conn.transaction():
-        _, secret = user_sql.create_token(
-            conn, name=f"dispenser_sim run {run_id}", role="admin", team_id=None, now=start
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        fleet: Fleet,
+        days: int,
+        *,
+        now: datetime,
+        allow_foreign: bool = False,
+        nurse: bool = True,
+        on_tick: Callable[[datetime], None] | None = None,
+    ) -> None:
+        self.pool, self.fleet, self.days, self.nurse = pool, fleet, days, nurse
+        self.allow_foreign, self.on_tick = allow_foreign, on_tick
+        self.start = history_start(days, now, fleet.timezone)
+        self.clock = FakeClock(self.start)
+        self._stack = ExitStack()
+
+    def __enter__(self) -> History:
+        try:
+            self._set_up()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stack.close()
+
+    def _set_up(self) -> None:
+        from fastapi.testclient import TestClient
+
+        from dashboards.app import create_app
+        from dosewatch.db import users as user_sql
+
+        start, fleet, pool, clock = self.start, self.fleet, self.pool, self.clock
+        run_id = uuid.uuid4().hex[:8]
+        with pool.connection() as conn, conn.transaction():
+            _, secret = user_sql.create_token(
+                conn, name=f"dispenser_sim run {run_id}", role="admin", team_id=None, now=start
+            )
+        app = create_app(pool, clock, horizon=HORIZON, default_timezone=fleet.timezone)
+        http = self._stack.enter_context(
+            TestClient(app, headers={"Authorization": f"Bearer {secret}"})
         )
-    app = create_app(pool, clock, horizon=HORIZON, default_timezone=fleet.timezone)
-    with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as http:
         api = Api(http)
         foreign = foreign_patients(api)
-        if foreign and not allow_foreign:
+        if foreign and not self.allow_foreign:
             raise HistoryRefused(
                 f"the database holds {len(foreign)} patient(s) the simulator did not make;"
                 " use --allow-real-patients to add simulated history beside them"
@@ -235,7 +288,10 @@ def run_history(
         truth = Truth(run_id, fleet.name, fleet.seed, start)
         truth.offline_after_min = fleet.history_offline_after_min
         truth.device_sweep_min = 30
-        staff = ApiStaff(api, nurse_after=timedelta(minutes=20) if nurse else None)
+        ids = frozenset(d.id for d in fleet.dispensers)
+        self.staff = ApiStaff(
+            api, nurse_after=timedelta(minutes=20) if self.nurse else None, dispensers=ids
+        )
         jobs = ServiceJobs(
             pool,
             clock,
@@ -247,30 +303,62 @@ def run_history(
 
         def rounds(t: datetime) -> None:
             if t >= next_round[0]:
-                staff.nurse_round(t)
+                self.staff.nurse_round(t)
                 next_round[0] = t + timedelta(minutes=15)
 
         transport = WriterTransport(pool, configs)
-        engine = Engine(
+        self._stack.callback(transport.close)
+        hooks: list[Callable[[datetime], None]] = [jobs, rounds]
+        if self.on_tick is not None:
+            hooks.append(self.on_tick)
+        self.truth, self.transport, self.jobs = truth, transport, jobs
+        self.engine = Engine(
             fleet,
             transport,
             FakeTicker(clock),
             truth,
-            staff=staff,
+            staff=self.staff,
             heartbeat=timedelta(minutes=fleet.history_heartbeat_min),
-            hooks=[jobs, rounds],
-            wake=timedelta(minutes=10),  # the device sweep's 30 minutes, kept to the tick
+            hooks=hooks,
+            wake_at=lambda: jobs.next_run("device"),  # the device sweep's cadence, to the tick
         )
-        jobs(start)  # plan the slots and publish the configs before the devices connect
-        try:
-            engine.start()
-            engine.run_until(now)
-        finally:
-            transport.close()
-        # Nothing from the past may page anyone later: the night nurse has handled it all.
-        staff.nurse_after = timedelta(0) if nurse else None
-        staff.nurse_round(now)
+        # The configs the devices start from. Handed over even if another down-link (a live
+        # gateway beside this run, in the demo) has published them already.
+        with pool.connection() as conn:
+            for d in fleet.dispensers:
+                downlink.on_schedule_changed(conn, configs, d.id, start)  # type: ignore[arg-type]
+        jobs(start)  # plan the slots before the devices connect
+        self.engine.start()
+
+    def run_until(self, t: datetime) -> None:
+        self.engine.run_until(t)
+
+    def finish(self) -> Truth:
+        """Nothing from the past may page anyone later: the night nurse handles all of this
+        fleet's alarms; the adherence figures are brought up to date."""
+        now = self.engine.now
+        if self.nurse:
+            self.staff.nurse_after = timedelta(0)
+            self.staff.nurse_round(now, thorough=True)
+        rollups.run_job(self.pool, now)
+        return self.truth
+
+
+def run_history(
+    pool: ConnectionPool,
+    fleet: Fleet,
+    days: int,
+    *,
+    now: datetime,
+    truth_path: Path | None = None,
+    allow_foreign: bool = False,
+    nurse: bool = True,
+) -> Truth:
+    """Run ``fleet`` from ``days`` days before ``now`` up to ``now``; return the truth."""
+    with History(pool, fleet, days, now=now, allow_foreign=allow_foreign, nurse=nurse) as run:
+        run.run_until(now)
+        truth = run.finish()
     if truth_path is not None:
         truth.save(truth_path)
-    log.info("history: %d days, %d messages, %d refills", days, engine.sent, staff.refills)
+    log.info("history: %d days, %d messages, %d refills", days, run.engine.sent, run.staff.refills)
     return truth

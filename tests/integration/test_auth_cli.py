@@ -114,7 +114,7 @@ def test_the_demo_prints_working_sign_ins_and_an_admin_token(
         if line.startswith("Sign in as "):
             words = line.split()
             creds[words[3]] = words[5]
-    assert set(creds) == {"demo-admin", "demo-nurse", "demo-pharmacist"}
+    assert set(creds) == {"demo-admin", "demo-nurse", "demo-pharmacist", "demo-manager"}
     with TestClient(create_app(pool, clock), base_url="https://testserver") as browser:
         for username, password in creds.items():
             sign_in(browser, username, password)

@@ -1,8 +1,10 @@
 """Acceptance: the Umeå fleet, 30 simulated days of history, adherence inside 99.2–99.8 % as
 the service's slot states give it, and the reconciliation finds 0 differences.
 
-Slow by nature (12 minutes on the shared 2-core machine on 2026-12-01: every message of 100
-dispensers over 30 days goes through the gateway's writer, every sweep through the alarm jobs).
+Slow by nature: every message of 100 dispensers over 30 days goes through the gateway's writer,
+every sweep through the alarm jobs (12 minutes on the shared 2-core machine on 2026-12-01; 3.5
+minutes there on 2026-12-07 at load average 4, after the device sweep's power-event index and
+the history's quieter ticks; ``bench/history.py`` measures it).
 """
 
 from __future__ import annotations
