@@ -128,14 +128,6 @@ def get_alarm(conn: DbConn, alarm_id: int) -> AlarmRow | None:
     return conn.execute(f"{SELECT_ALARM} WHERE id = %s", (alarm_id,)).fetchone()
 
 
-def list_alarms(conn: DbConn, *, state: str | None, limit: int) -> list[AlarmRow]:
-    return conn.execute(
-        f"{SELECT_ALARM} WHERE %(state)b::text IS NULL OR state = %(state)s"
-        " ORDER BY opened_at DESC, id DESC LIMIT %(limit)s",
-        {"state": state, "limit": limit},
-    ).fetchall()
-
-
 def history(conn: DbConn, alarm_id: int) -> list[HistoryRow]:
     return conn.execute(
         "SELECT at, action, actor, via, detail FROM alarm_history WHERE alarm_id = %s"

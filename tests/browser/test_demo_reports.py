@@ -99,5 +99,7 @@ def test_demo_reports_in_both_languages(
         page.wait_for_selector(".kpis")
         page.wait_for_function("() => [...document.querySelectorAll('canvas')].length >= 2")
         assert _charts_drawn(page) >= 2
+        # A figure left out (no under-threshold note) must leave nothing behind, not "null".
+        assert "null" not in page.inner_text("#report-body")
         _shot(page, f"demo-patient-{lang}")
         assert errors == [], errors

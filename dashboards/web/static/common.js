@@ -78,6 +78,13 @@ const DW = (() => {
     return node;
   }
 
+  /* replaceChildren skipping what el() skips: a plain replaceChildren turns a null from a
+     `cond ? node : null` into the text "null". */
+  function fill(node, ...children) {
+    node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+    return node;
+  }
+
   const PRIORITY_ICON = { high: "‼", medium: "!", low: "·" };
   function priorityBadge(p) {
     return el("span", { class: `prio prio-${p}`, title: t("priority") },
@@ -108,5 +115,5 @@ const DW = (() => {
     if (out) out.addEventListener("click", signOut);
   });
 
-  return { page, t, api, ApiError, cookie, when, ago, el, priorityBadge, stateBadge, flash };
+  return { page, t, api, ApiError, cookie, when, ago, el, fill, priorityBadge, stateBadge, flash };
 })();

@@ -49,7 +49,7 @@
     const dayBefore = (d) => { const x = new Date(d + "T00:00:00Z"); x.setUTCDate(x.getUTCDate() - 1); return x.toISOString().slice(0, 10); };
     const dst = (d) => offsetAt(d) !== offsetAt(dayBefore(d));
 
-    document.getElementById("report-body").replaceChildren(
+    DW.fill(document.getElementById("report-body"),
       el("section", { class: "panel" },
         R.legend(["taken", "taken_late", "missed", "unknown", "suspended"]),
         el("p", { class: "explain" }, t("rep_calendar_explain", { n: num(cal.slots.length), counted: num(counted) })),

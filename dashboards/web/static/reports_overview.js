@@ -39,7 +39,7 @@
     const under = R.underTable(m.under_threshold, th, patientHref, (p) => [teamOf(p.team_id), p.district || "–"],
       [t("rep_team"), t("rep_district")]);
 
-    document.getElementById("report-body").replaceChildren(
+    DW.fill(document.getElementById("report-body"),
       R.figureKpis(m.figures, th),
       el("div", { class: "grid-2" },
         panel(t("rep_trend"), t("rep_trend_explain"), m.weekly.length ? R.trendChart(m.weekly, th, t("rep_trend")) : empty()),

@@ -23,7 +23,7 @@
 
     const days = r.daily;
     const doseRows = r.doses.map((d) => ({ cells: [el("td", {}, d.local_time), el("td", {}, d.label || "–")], figures: d.figures }));
-    document.getElementById("report-body").replaceChildren(
+    DW.fill(document.getElementById("report-body"),
       R.figureKpis(r.figures, th, true),
       r.figures.taking_adherence_pct !== null && r.figures.taking_adherence_pct < th
         ? el("p", { class: "report-note under-mark" }, t("rep_patient_under", { v: pct(r.figures.taking_adherence_pct), n: pct(th) })) : null,

@@ -50,7 +50,7 @@
       figures: d.figures,
     }));
 
-    document.getElementById("report-body").replaceChildren(
+    DW.fill(document.getElementById("report-body"),
       R.figureKpis(r.figures, th),
       el("div", { class: "grid-2" },
         panel(t("rep_trend"), t("rep_trend_explain"), r.weekly.length ? R.trendChart(r.weekly, th, t("rep_trend")) : empty()),
