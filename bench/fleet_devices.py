@@ -2,10 +2,11 @@
 
 ``python -m bench.fleet_devices SPEC.json OUT_DIR``. SPEC names the broker (a loopback port),
 each dispenser's password and the rush (:class:`dispenser_sim.crowd.Rush`). The process prints
-``READY <seconds to connect> <last window close>`` once every device is connected and has its
-config, acts the rush, disconnects, and writes ``truth.json`` (what the devices really did)
-and ``published.json`` (each message and when it was handed to the socket) into OUT_DIR. It
-stops by itself: the rush ends with the last window plus a tail, and every wait has a bound.
+``READY <s to connect all> <s until all configured> <last window close>`` once every device
+is connected and has its config, acts the rush, disconnects, and writes ``truth.json`` (what
+the devices really did) and ``published.json`` (each message and when it was handed to the
+socket) into OUT_DIR. It stops by itself: the rush ends with the last window plus a tail,
+and every wait has a bound.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ async def _main(spec: dict[str, object], out: Path) -> int:
         raise SystemExit("fleet_devices: loopback brokers only")
     crowd = Crowd(host, port, credentials, rush, str(spec["run_id"]))
     try:
-        took = await crowd.connect_all()
-        print(f"READY {took:.2f} {crowd.last_close().isoformat()}", flush=True)
+        connected, configured = await crowd.connect_all()
+        close = crowd.last_close().isoformat()
+        print(f"READY {connected:.2f} {configured:.2f} {close}", flush=True)
         await crowd.run_rush()
     except CrowdError as exc:
         print(f"FAILED {exc}", flush=True)

@@ -169,7 +169,7 @@ class Crowd:
         self.acked += 1
 
     def _on_message(self, _c: mqtt.Client, d_id: str, msg: mqtt.MQTTMessage) -> None:
-        config = DeviceConfig.parse(msg.payload)
+        config = DeviceConfig.parse(bytes(msg.payload))
         d = self.devices[d_id]
         if config is None:
             log.warning("%s: a config it cannot read: %r", d_id, msg.payload[:100])
@@ -231,8 +231,9 @@ class Crowd:
 
     # -- the run -----------------------------------------------------------------------------
 
-    async def connect_all(self) -> float:
-        """Connect every device and wait until each has its config; return the seconds taken."""
+    async def connect_all(self) -> tuple[float, float]:
+        """Connect every device and wait until each has its config; return the seconds until
+        every one was connected, and until every one had its config."""
         self._loop = asyncio.get_running_loop()
         t0 = time.monotonic()
         for d_id in self.truth.dispensers:
@@ -244,11 +245,14 @@ class Crowd:
                 raise CrowdError(f"{d_id}: cannot connect: {exc}") from None
         self._misc_task = asyncio.create_task(self._misc())
         deadline = t0 + self.rush.ready_timeout_s
+        connected: float | None = None
         while time.monotonic() < deadline:
             if self.refused or self.dropped:
                 raise CrowdError(f"refused {self.refused[:3]}, dropped {self.dropped[:3]}")
-            if all(d.dose is not None for d in self.devices.values()):
-                return time.monotonic() - t0
+            if connected is None and all(d.connected for d in self.devices.values()):
+                connected = time.monotonic() - t0
+            if connected is not None and all(d.dose is not None for d in self.devices.values()):
+                return connected, time.monotonic() - t0
             await asyncio.sleep(0.2)
         waiting = [i for i, d in self.devices.items() if d.dose is None]
         raise CrowdError(f"{len(waiting)} devices without a dose planned, e.g. {waiting[:3]}")
