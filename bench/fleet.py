@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -183,14 +184,19 @@ class Child:
         )
 
     def stop(self, timeout_s: float = 30.0) -> Usage | None:
+        # os.kill, not Popen.terminate: that polls first and would reap the child itself,
+        # and with it the rusage only wait4 can give.
         if self.usage is None:
-            last = proc_usage(self.proc.pid)
+            pid = self.proc.pid
+            last = proc_usage(pid)
             with suppress(ProcessLookupError):
-                self.proc.terminate()
-            self.usage = reap(self.proc.pid, timeout_s) or last
-            if self.usage is last:
-                self.proc.kill()
-                reap(self.proc.pid, 10)
+                os.kill(pid, signal.SIGTERM)
+            self.usage = reap(pid, timeout_s)
+            if self.usage is None:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self.usage = reap(pid, 10) or last
+            self.proc.returncode = -1  # reaped here; Popen must not wait for it again
         return self.usage
 
 

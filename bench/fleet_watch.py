@@ -49,7 +49,10 @@ def reap(pid: int, timeout_s: float) -> Usage | None:
     """Wait for our child ``pid`` to exit (bounded) and return what ``wait4`` says it used."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        got, _status, ru = os.wait4(pid, os.WNOHANG)
+        try:
+            got, _status, ru = os.wait4(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its usage is lost
+            return None
         if got == pid:
             return Usage(ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024)
         time.sleep(0.05)

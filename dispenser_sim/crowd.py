@@ -237,7 +237,10 @@ class Crowd:
         self._loop = asyncio.get_running_loop()
         t0 = time.monotonic()
         for d_id in self.truth.dispensers:
-            await self._slots.acquire()
+            try:  # a CONNACK that never comes must not hang the run
+                await asyncio.wait_for(self._slots.acquire(), timeout=60)
+            except TimeoutError:
+                raise CrowdError("no CONNACK for 60 s") from None
             d = self.devices[d_id] = self._device(d_id)
             try:
                 d.client.connect(self.host, self.port, keepalive=60)
