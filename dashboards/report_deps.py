@@ -7,6 +7,7 @@ helper that reads one patient's figures audits it as an ``open`` of that patient
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from dosewatch.config import ConfigError, load_settings
 from dosewatch.db import reports as report_sql
 from dosewatch.db import rollups
 from dosewatch.domain.economics import EconomicsSettings
-from dosewatch.domain.report_period import Period, parse_period
+from dosewatch.domain.report_period import MAX_DAYS, Period, parse_period
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def period_of(
     week: str | None,
     start: date | None,
     end: date | None,
-    max_days: int = 400,
+    max_days: int = MAX_DAYS,
 ) -> Period:
     try:
         return parse_period(
@@ -80,34 +81,28 @@ def period_of(
         invalid(("query", "month"), str(exc))
 
 
-def _period_query(
-    request: Request,
-    clk: Now,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
-) -> Period:
-    """The report period from ``month``, ``week`` or ``from``/``to`` (default: this month)."""
-    return period_of(request, clk, month, week, start, end)
+CALENDAR_MAX_DAYS = 62  # a calendar lists every slot
 
 
-def _calendar_period_query(
-    request: Request,
-    clk: Now,
-    month: Month = None,
-    week: Week = None,
-    start: From = None,
-    end: To = None,
-) -> Period:
-    """As :func:`_period_query`, at most 62 days: a calendar lists every slot."""
-    return period_of(request, clk, month, week, start, end, max_days=CALENDAR_MAX_DAYS)
+def _period_query(max_days: int) -> Callable[..., Period]:
+    def period_query(
+        request: Request,
+        clk: Now,
+        month: Month = None,
+        week: Week = None,
+        start: From = None,
+        end: To = None,
+    ) -> Period:
+        """The report period from ``month``, ``week`` or ``from``/``to`` (default: this
+        month)."""
+        return period_of(request, clk, month, week, start, end, max_days=max_days)
+
+    return period_query
 
 
 # One set of period parameters for every report route (documented once, parsed once).
-PeriodQuery = Annotated[Period, Depends(_period_query)]
-CalendarPeriodQuery = Annotated[Period, Depends(_calendar_period_query)]
-CALENDAR_MAX_DAYS = 62
+PeriodQuery = Annotated[Period, Depends(_period_query(MAX_DAYS))]
+CalendarPeriodQuery = Annotated[Period, Depends(_period_query(CALENDAR_MAX_DAYS))]
 
 
 def within(period: Period, max_days: int) -> Period:
