@@ -37,10 +37,8 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,10 +46,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
 from bench.alarms import machine
+from bench.databases import private_database
 from bench.fleet_watch import Usage, Watch, proc_usage, reap
 from dispenser_sim.broker import ProjectBroker, _free_port
 from dispenser_sim.crowd import Rush
@@ -62,20 +60,6 @@ ADMIN = os.environ.get(
 )
 ROOT = Path(__file__).resolve().parent.parent
 TZ = "Europe/Stockholm"
-
-
-@contextmanager
-def private_database(admin: str) -> Iterator[str]:
-    name = f"dosewatch_bench_fleet_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{admin.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def raise_fd_limit(need: int) -> None:
@@ -334,7 +318,7 @@ def pipeline(args: argparse.Namespace, creds: dict[str, str], work: Path) -> dic
     ids = sorted(creds)
     rush = Rush(miss=args.miss, seed=args.seed)
     r: dict[str, Any] = {}
-    with private_database(args.admin_url) as url:
+    with private_database(args.admin_url, "dosewatch_bench_fleet") as url:
         migrate(url)
         with psycopg.connect(url) as conn:
             ext = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")

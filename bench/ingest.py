@@ -37,8 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,9 +45,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
-from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from bench.databases import private_database
 from dispenser_sim.broker import ProjectBroker
 from dispenser_sim.messages import event
 from dosewatch.clock import SystemClock
@@ -319,21 +318,6 @@ class BaselinePipeline(Pipeline):
 # --- running --------------------------------------------------------------------------------------
 
 
-@contextmanager
-def private_database() -> Iterator[str]:
-    name = f"dosewatch_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def register_fleet(pool: ConnectionPool, ids: list[str], now: datetime) -> None:
     with pool.connection() as conn, conn.transaction():
         for d in ids:
@@ -451,7 +435,10 @@ def main(argv: list[str] | None = None) -> None:
     start = datetime.now(UTC).replace(microsecond=0)
     users = {"gateway": uuid.uuid4().hex, **{d: uuid.uuid4().hex for d in ids}}
     rounds: list[Round] = []
-    with private_database() as db_url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        private_database(ADMIN_URL, "dosewatch_bench") as db_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mode = migrate(db_url)
         pool = make_pool(db_url, max_size=4, name="bench")
         try:
