@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+
+from dosewatch.db.notices import CHANNEL, alarm_notices
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -78,7 +79,7 @@ class Watch:
     def start(self) -> None:
         self._conn = psycopg.connect(self.url, autocommit=True)
         self._listener = psycopg.connect(self.url, autocommit=True)
-        self._listener.execute("LISTEN dosewatch_alarms")
+        self._listener.execute(f"LISTEN {CHANNEL}")
         # Our own two backends are the bench's, not the pipeline's: left out of the sum.
         self.own_pids = {self._conn.info.backend_pid, self._listener.info.backend_pid}
         for target in (self._poll, self._listen):
@@ -180,9 +181,10 @@ class Watch:
     def _listen(self) -> None:
         while not self._stop.is_set():
             for note in self._listener.notifies(timeout=0.5):
-                msg = json.loads(note.payload)
-                if msg.get("op") == "insert":
-                    self.alarms.setdefault(int(msg["id"]), time.time())
+                at = time.time()
+                for alarm in alarm_notices(note.payload):
+                    if alarm["op"] == "insert":
+                        self.alarms.setdefault(alarm["id"], at)
 
     def backend_usage(self) -> Usage:
         """All backends of the pipeline together: CPU summed, the largest peak RSS."""

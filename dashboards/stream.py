@@ -1,12 +1,14 @@
 """Live alarm push: ``GET /api/v1/alarms/stream``, Server-Sent Events fed by PostgreSQL.
 
-A trigger on ``alarms`` (migration 0007) calls ``pg_notify('dosewatch_alarms', …)`` for every
-new alarm and every change a console shows. Each web process holds one ``LISTEN`` connection
-(started with the first console, reconnecting with backoff) and fans each notice out to its open
-streams through per-client asyncio queues, so an alarm opened by any process reaches every open
-console as soon as its transaction commits. Each client sees only its team's alarms; the console
-then fetches the alarm itself through the scoped API. A stream ends after ``MAX_STREAM_S`` (the
-browser reconnects at once and reloads its list), so a server shutdown never waits on it long.
+Triggers on ``alarms`` (migrations 0007, 0024) call ``pg_notify('dosewatch_alarms', …)`` for
+new alarms (a hundred to a notice) and every change a console shows; each is unpacked into one
+message per alarm by :func:`dosewatch.db.notices.alarm_notices`. Each web process holds one
+``LISTEN`` connection (started with the first console, reconnecting with backoff) and fans each
+alarm out to its open streams through per-client asyncio queues, so an alarm opened by any
+process reaches every open console as soon as its transaction commits. Each client sees only its
+team's alarms; the console then fetches the alarm itself through the scoped API. A stream ends
+after ``MAX_STREAM_S`` (the browser reconnects at once and reloads its list), so a server
+shutdown never waits on it long.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from dashboards.access import CurrentPrincipal, team_scope
+from dosewatch.db.notices import CHANNEL, alarm_notices
 
 log = logging.getLogger(__name__)
-CHANNEL = "dosewatch_alarms"
 HEARTBEAT_S = 15.0
 MAX_STREAM_S = 300.0
 QUEUE_SIZE = 10_000
@@ -74,10 +76,12 @@ class Hub:
                     delay = 0.5
                     async for notice in conn.notifies():
                         try:
-                            payload = json.loads(notice.payload)
+                            alarms = alarm_notices(notice.payload)
                         except ValueError:
+                            log.warning("alarm listener: ignored %.200s", notice.payload)
                             continue
-                        self._publish({"type": "alarm", **payload})
+                        for alarm in alarms:
+                            self._publish({"type": "alarm", **alarm})
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:  # the database went away: listen again

@@ -5,6 +5,8 @@ rows they name cannot be deleted or renumbered."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -138,3 +140,105 @@ def test_truncating_a_named_table_alone_is_refused_but_together_allowed(
     with pool.connection() as conn:
         conn.execute("TRUNCATE alarms, scaip_forwards, alarm_history, notifications")
         assert conn.execute("SELECT count(*) AS n FROM alarms").fetchone() == {"n": 0}
+
+
+# Migration 0022: alarms.slot_id, checked and locked once per statement.
+
+
+def test_an_alarm_naming_a_missing_slot_is_refused(
+    pool: ConnectionPool, alarm: dict[str, Any]
+) -> None:
+    insert = ALARM_INSERT.replace("(kind,", "(slot_id, kind,").replace("VALUES (", "VALUES (%s, ")
+    ok = (alarm["dispenser_id"], alarm["patient_id"], alarm["team_id"], alarm["policy_id"])
+    assert "(slot_id)=(987654)" in refused(pool, insert, (987654, *ok))
+    # ... also as one row of many, and when an update points an alarm at another slot.
+    assert "(slot_id)=(987654)" in refused(
+        pool,
+        "INSERT INTO alarms (kind, slot_id, dispenser_id, patient_id, priority, opened_at)"
+        " VALUES ('missed_dose', NULL, %s, %s, 'high', now()),"
+        " ('missed_dose', 987654, %s, %s, 'high', now())",
+        (*ok[:2], *ok[:2]),
+    )
+    sql = "UPDATE alarms SET slot_id = 987654 WHERE id = %s"
+    assert "dose_slots" in refused(pool, sql, (alarm["id"],))
+
+
+def test_a_slot_an_alarm_names_cannot_be_deleted_renumbered_or_truncated_alone(
+    pool: ConnectionPool, alarm: dict[str, Any]
+) -> None:
+    slot = alarm["slot_id"]
+    assert "still referenced" in refused(pool, "DELETE FROM dose_slots WHERE id = %s", (slot,))
+    assert "refused" in refused(pool, "UPDATE dose_slots SET id = 987654 WHERE id = %s", (slot,))
+    assert "refers to it" in refused(pool, "TRUNCATE dose_slots")
+    # A slot nothing names is deleted as before (a replanned schedule).
+    with pool.connection() as conn:
+        other = conn.execute(
+            "SELECT id FROM dose_slots WHERE id <> %s ORDER BY id LIMIT 1", (slot,)
+        ).fetchone()
+        assert other is not None
+        conn.execute("DELETE FROM dose_slots WHERE id = %s", (other["id"],))
+    # At a higher isolation level the check could not see an alarm opened meanwhile: refused.
+    with pool.connection() as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            conn.execute("DELETE FROM dose_slots WHERE id = %s", (other["id"] + 1,))
+        conn.rollback()
+        conn.isolation_level = None
+
+
+def test_a_slot_deleted_while_its_alarm_opens_leaves_no_alarm_without_its_slot(
+    pool: ConnectionPool, alarm: dict[str, Any], database_url: str
+) -> None:
+    """Either order of two open transactions: the second waits on the slot's row lock, as
+    with the foreign key, and is refused once the first commits."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT id FROM dose_slots WHERE id <> %s ORDER BY id LIMIT 1", (alarm["slot_id"],)
+        ).fetchone()
+    assert row is not None
+    open_alarm = (
+        "INSERT INTO alarms (kind, slot_id, dispenser_id, patient_id, priority, opened_at)"
+        " VALUES ('missed_dose', %s, %s, %s, 'high', now())"
+    )
+    args = (row["id"], alarm["dispenser_id"], alarm["patient_id"])
+    delete = ("DELETE FROM dose_slots WHERE id = %s", (row["id"],))
+
+    def race(first: tuple[str, Any], second: tuple[str, Any]) -> BaseException | None:
+        with psycopg.connect(database_url) as a, psycopg.connect(database_url) as b:
+            a.execute(*first)
+            with ThreadPoolExecutor(1) as pool_b:
+                waiting = pool_b.submit(b.execute, *second)
+                wait_for_lock(a, b.info.backend_pid)
+                assert not waiting.done()
+                a.commit()
+                error = waiting.exception(timeout=10)
+            b.rollback()
+        return error
+
+    # The alarm first: the delete waits, then sees the committed alarm and is refused.
+    assert isinstance(race((open_alarm, args), delete), psycopg.errors.ForeignKeyViolation)
+    with pool.connection() as conn:
+        conn.execute("UPDATE alarms SET slot_id = NULL WHERE slot_id = %s", (row["id"],))
+    # The delete first: the alarm waits, then finds its slot gone and is refused.
+    assert isinstance(race(delete, (open_alarm, args)), psycopg.errors.ForeignKeyViolation)
+    with pool.connection() as conn:
+        gone = conn.execute("SELECT count(*) AS n FROM dose_slots WHERE id = %s", (row["id"],))
+        assert gone.fetchone() == {"n": 0}
+        orphans = conn.execute(
+            "SELECT count(*) AS n FROM alarms a WHERE a.slot_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM dose_slots s WHERE s.id = a.slot_id)"
+        )
+        assert orphans.fetchone() == {"n": 0}
+
+
+def wait_for_lock(conn: psycopg.Connection[Any], pid: int) -> None:
+    """Until the backend ``pid`` waits on a lock (the row lock the other transaction holds)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
+        if row is not None and row[0] == "Lock":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited on a lock")
