@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 import psycopg
-from fastapi import Depends, Query, Request
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
 
 from dashboards import report_csv
@@ -113,17 +113,22 @@ def within(period: Period, max_days: int) -> Period:
 
 
 def team_name(conn: Db, acc: Access, team_id: int) -> str:
+    """A reportable team's name: 404 for a team that does not exist or is not the caller's, and
+    for a training team (training is in no report; answering zeros would pass it off as a real
+    team with nothing to report)."""
     acc.check("team", team_id)
-    name = report_sql.teams(conn).get(team_id)
+    name = report_sql.teams(conn).get(team_id)  # the reports' teams: every one but training
     if name is None:
-        raise not_found(f"team {team_id}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"team {team_id} is a training team: it is in no report"
+        )
     return name
 
 
-def team_scope(acc: Access, team_id: int | None) -> int | None:
-    """A nurse's reports are her team's; a manager's may be any one team, or all."""
+def team_scope(conn: Db, acc: Access, team_id: int | None) -> int | None:
+    """A nurse's reports are her team's; a manager's may be any one reportable team, or all."""
     if team_id is not None:
-        acc.check("team", team_id)
+        team_name(conn, acc, team_id)
         return team_id
     return acc.team_scope
 
@@ -167,7 +172,7 @@ def alarm_report(
     team_id: int | None,
     period: Period,
 ) -> dict[str, Any]:
-    scope = team_scope(acc, team_id)
+    scope = team_scope(conn, acc, team_id)
     return reports_ops.alarms_report(
         conn, period, scope, clk.now(), request.app.state.default_timezone
     )
@@ -176,7 +181,7 @@ def alarm_report(
 def insight_report(
     request: Request, conn: Db, clk: Any, acc: Access, team_id: int | None, as_of: date | None
 ) -> dict[str, Any]:
-    scope = team_scope(acc, team_id)
+    scope = team_scope(conn, acc, team_id)
     now_day = today(request, clk)
     day = as_of or now_day
     if day > now_day + timedelta(days=1):

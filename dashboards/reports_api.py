@@ -138,7 +138,7 @@ def economics(
     team_id: TeamQ = None,
 ) -> dict[str, Any]:
     """Home visits avoided, staff hours freed and net SEK, from the settings shown."""
-    scope = team_scope(acc, team_id)
+    scope = team_scope(conn, acc, team_id)
     return reports_ops.economics_report(conn, period, scope, clk.now(), economics_settings(request))
 
 

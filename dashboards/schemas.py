@@ -311,8 +311,14 @@ class ResolveIn(_In):
 
 
 class QuarantineItem(BaseModel):
+    """One distinct refused message (same topic, bytes and reason), however often it came."""
+
     id: int
-    received_at: datetime
+    received_at: datetime = Field(description="the first receipt")
+    last_received_at: datetime = Field(description="the latest receipt")
+    repeats: int = Field(
+        ge=1, description="receipts in all: broker redeliveries and device resends count here"
+    )
     topic: str
     reason: str
     dispenser_id: str | None

@@ -35,9 +35,12 @@ DUPLICATES = Counter(
     "events already stored (same dispenser and event_id): redeliveries and device repeats",
     registry=REGISTRY,
 )
+# Counts every receipt quarantined in a committed batch, redeliveries included: it measures the
+# refused traffic. The quarantine table counts the same receipts on one row per distinct message
+# (its ``repeats``), so this counter's total equals the sum of ``repeats``, not the row count.
 QUARANTINED = Counter(
     "dosewatch_gateway_quarantined",
-    "messages quarantined, by reason",
+    "messages quarantined, by reason (every receipt, redeliveries included)",
     ["reason"],
     registry=REGISTRY,
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 from dosewatch.db import DbConn
 from dosewatch.db.device_alarms import DOSES_LEFT_SQL, EMPTY_AT_SQL
+from dosewatch.db.reports_alarms import REAL_ALARM
 from dosewatch.domain.alarms import needs_follow_up, priority_rank_sql
 from dosewatch.domain.supply import after_refill
 
@@ -96,11 +97,13 @@ def dispenser_health(conn: DbConn, dispenser_id: str) -> Row:
 def handover(conn: DbConn, team: int | None, since: datetime, until: datetime) -> Row:
     """The shift in numbers and lists: what happened, what is still open, what to follow up."""
     scope = {"team": team, "since": since, "until": until}
+    # The counts are real figures: training alarms are left out, as in the reports. The lists
+    # below show them, marked training, like the console does.
     opened = conn.execute(
         "SELECT a.kind, a.priority, count(*) AS n FROM alarms a"
         " JOIN patients p ON p.id = a.patient_id"
         " WHERE (%(team)s::bigint IS NULL OR a.team_id = %(team)s OR p.team_id = %(team)s)"
-        " AND a.opened_at >= %(since)s AND a.opened_at < %(until)s"
+        f" AND a.opened_at >= %(since)s AND a.opened_at < %(until)s AND {REAL_ALARM}"
         " GROUP BY a.kind, a.priority ORDER BY n DESC, a.kind",
         scope,
     ).fetchall()

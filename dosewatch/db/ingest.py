@@ -39,7 +39,7 @@ def read_snapshot(conn: DbConn, messages: Sequence[tuple[Inbound, Decoded]]) -> 
 
 
 def execute(conn: DbConn, plan: Plan) -> None:
-    quarantine_sql.copy_quarantine(conn, plan.quarantine)
+    quarantine_sql.upsert_quarantine(conn, plan.quarantine)
     event_sql.copy_statuses(conn, plan.statuses)
     status_sql.upsert_latest_statuses(conn, plan.latest)
     for o in plan.online:

@@ -61,6 +61,10 @@ def _text(v: str) -> bytes:
     return _LEN.pack(len(b)) + b
 
 
+def _bytea(v: bytes) -> bytes:
+    return _LEN.pack(len(v)) + v
+
+
 def _timestamptz(v: datetime) -> bytes:
     return _INT8.pack(8, (v - _PG_EPOCH) // _MICROSECOND)
 
@@ -68,6 +72,7 @@ def _timestamptz(v: datetime) -> bytes:
 # SQL type name: (element oid, array oid, encoder of one element with its length)
 _TYPES: dict[str, tuple[int, int, Callable[[Any], bytes]]] = {
     "bigint": (20, 1016, lambda v: _INT8.pack(8, v)),
+    "bytea": (17, 1001, _bytea),
     "int": (23, 1007, lambda v: _INT4.pack(4, v)),
     "text": (25, 1009, _text),
     "timestamptz": (1184, 1185, _timestamptz),

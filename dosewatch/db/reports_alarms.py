@@ -15,12 +15,17 @@ _REACHED_LAST = (
     " AND n.step_index = jsonb_array_length(pv.body -> 'steps') - 1"
     " AND n.step_round = coalesce((pv.body ->> 'repeats')::int, 0))"
 )
+# Training mode: a training team's alarms (``a``, its patient ``p``) are in no real figure —
+# no report, and no count in the console's handover. The team is the alarm's, else its
+# patient's. The one copy of the rule: every real figure of alarms uses this.
+REAL_ALARM = (
+    "NOT EXISTS (SELECT 1 FROM teams tt WHERE tt.id = coalesce(a.team_id, p.team_id)"
+    " AND tt.training)"
+)
 _IN_SCOPE = (
     " a.opened_at >= %(since)s AND a.opened_at < %(until)s"
     " AND (%(team)s::bigint IS NULL OR a.team_id = %(team)s OR p.team_id = %(team)s)"
-    # Training mode: a training team's alarms are in no report.
-    " AND NOT EXISTS (SELECT 1 FROM teams tt WHERE tt.id = coalesce(a.team_id, p.team_id)"
-    " AND tt.training)"
+    f" AND {REAL_ALARM}"
 )
 FAILED_STATUSES = ("failed", "undelivered", "no_keypress")
 

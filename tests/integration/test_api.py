@@ -210,17 +210,23 @@ def test_quarantine_lists_raw_bytes_and_reason(
 ) -> None:
     from dosewatch.db.quarantine import quarantine
 
-    with pool.connection() as conn:
-        quarantine(
-            conn,
-            topic="dosewatch/v1/dispensers/DSP-1/events",
-            payload=b"\xff\xfe",
-            reason="payload is not UTF-8 (byte 0)",
-            received_at=clock.now(),
-            dispenser_id="DSP-1",
-        )
+    first = clock.now()
+    for _ in range(2):  # received twice (a redelivery): one item that says so
+        with pool.connection() as conn:
+            quarantine(
+                conn,
+                topic="dosewatch/v1/dispensers/DSP-1/events",
+                payload=b"\xff\xfe",
+                reason="payload is not UTF-8 (byte 0)",
+                received_at=clock.now(),
+                dispenser_id="DSP-1",
+            )
+        clock.advance(timedelta(minutes=1))
     [item] = api.get("/api/v1/quarantine").json()
     assert item["reason"] == "payload is not UTF-8 (byte 0)"
+    assert item["repeats"] == 2
+    assert datetime.fromisoformat(item["received_at"]) == first
+    assert datetime.fromisoformat(item["last_received_at"]) == first + timedelta(minutes=1)
     assert item["payload_text"] is None and item["payload_base64"] == "//4="
     assert api.get("/api/v1/quarantine", params={"dispenser_id": "DSP-2"}).json() == []
 

@@ -82,6 +82,27 @@ def test_spoofed_topic_and_unknown_dispenser_are_quarantined_and_acknowledged(
     assert isinstance(gw.source, InMemorySource) and gw.source.acked == [1, 2, 3]
 
 
+def test_a_redelivered_malformed_message_is_one_quarantine_record_counted_twice(
+    pool: ConnectionPool, gw: Gateway, clock: FakeClock
+) -> None:
+    """QoS 1 redelivers after a reconnect or restart (acks go out only after commit)."""
+    add_dispenser(pool, "DSP-000123", clock.now())
+    quarantined = metrics.value(metrics.QUARANTINED, reason="not_json")
+    first = clock.now()
+    assert fire_message(gw, topic("DSP-000123"), b"{not json") == {"quarantined": 1}
+    clock.advance(timedelta(seconds=30))
+    assert fire_message(gw, topic("DSP-000123"), b"{not json") == {"quarantined": 1}
+    assert isinstance(gw.source, InMemorySource) and gw.source.acked == [1, 2]
+    with pool.connection() as conn:
+        [row] = conn.execute(
+            "SELECT payload, repeats, received_at, last_received_at FROM quarantine"
+        ).fetchall()
+    assert bytes(row["payload"]) == b"{not json" and row["repeats"] == 2
+    assert (row["received_at"], row["last_received_at"]) == (first, clock.now())
+    # The metric counts receipts: both.
+    assert metrics.value(metrics.QUARANTINED, reason="not_json") == quarantined + 2
+
+
 def test_the_same_event_twice_is_stored_once(
     pool: ConnectionPool, gw: Gateway, clock: FakeClock
 ) -> None:

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -110,3 +110,39 @@ def test_hypertables_when_timescaledb_is_installed(fresh_db: str) -> None:
             for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
         }
     assert names == {table for table, _, _ in HYPERTABLES}
+
+
+def test_quarantine_repeats_migration_merges_existing_duplicates(fresh_db: str) -> None:
+    """0023 on a table written the old way (a row per receipt): one row per distinct message,
+    with the count and the first and last receipt; distinct messages stay apart."""
+    t = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for version, _, sql in _migration_files():
+            if version < 23:
+                conn.execute(sql.encode())
+        old = [
+            (t + timedelta(minutes=5), "a/events", b"{x", "not JSON"),
+            (t, "a/events", b"{x", "not JSON"),
+            (t + timedelta(days=2), "a/events", b"{x", "not JSON"),
+            (t, "a/events", b"{x", "invalid schema"),  # another reason
+            (t, "b/events", b"{x", "not JSON"),  # another topic
+            (t, "a/events", b"\xff{x", "not JSON"),  # other bytes
+        ]
+        for at, topic, payload, reason in old:
+            conn.execute(
+                "INSERT INTO quarantine (received_at, topic, payload, reason)"
+                " VALUES (%s, %s, %s, %s)",
+                (at, topic, payload, reason),
+            )
+        conn.execute([s for v, _, s in _migration_files() if v == 23][0].encode())
+        rows = conn.execute(
+            "SELECT id, topic, payload, reason, repeats, received_at, last_received_at"
+            " FROM quarantine ORDER BY id"
+        ).fetchall()
+    assert [(r[0], r[4], r[5], r[6]) for r in rows] == [
+        (1, 3, t, t + timedelta(days=2)),  # the oldest row stays, with the group's figures
+        (4, 1, t, t),
+        (5, 1, t, t),
+        (6, 1, t, t),
+    ]
+    assert [bytes(r[2]) for r in rows] == [b"{x", b"{x", b"{x", b"\xff{x"]

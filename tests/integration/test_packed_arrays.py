@@ -16,6 +16,7 @@ CASES: list[tuple[str, list[Any]]] = [
     ("bigint", list(range(3000))),
     ("int", [0, 7, -(2**31), 2**31 - 1, None]),
     ("text", ["DSP-1", "", "Åsa Öberg ✓", 'a,b {c} "d" \\e', None, "DSP-1"]),
+    ("bytea", [b"\xff\xfe", b"", b"\x00nul", None, b"x" * 9000, b"\xff\xfe"]),
     (
         "timestamptz",
         [

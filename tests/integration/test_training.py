@@ -211,6 +211,34 @@ def test_reports_and_grafana_leave_the_training_team_out(
     assert views == {"alarms": 1, "missed": 1, "teams": 0}
 
 
+def test_a_training_team_is_no_reportable_team_it_answers_404(
+    world: tuple[TestClient, Scenario, int],
+) -> None:
+    """Not zeros: those would pass the team off as a real one with nothing to report."""
+    client, _, team_id = world
+    month = {"month": "2026-11"}
+    for path in ("alarms", "economics", "insights"):
+        r = client.get(f"/api/v1/reports/{path}", params={**month, "team_id": team_id})
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["detail"] == f"team {team_id} is a training team: it is in no report"
+    r = client.get("/api/v1/reports/alarms", params={**month, "team_id": 99999})
+    assert (r.status_code, r.json()["detail"]) == (404, "team 99999 does not exist")
+
+
+def test_the_handover_counts_leave_training_alarms_out_and_list_them_marked(
+    world: tuple[TestClient, Scenario, int], clock: FakeClock
+) -> None:
+    client, scenario, team_id = world
+    assert _trigger(client, f"TRN-{team_id}-1", "help_button")[0] == 201
+    scenario.run_until(clock.now() + timedelta(hours=2))  # DSP-1's dose is missed: a real alarm
+    h = client.get("/api/v1/console/handover", params={"hours": 24}).json()
+    assert [(r["kind"], r["n"]) for r in h["opened"]] == [("missed_dose", 1)]
+    assert h["opened_total"] == 1
+    # Still shown to the shift, marked training, like everywhere in the console.
+    active = {a["kind"]: a["training"] for a in h["still_active"]}
+    assert active == {"missed_dose": False, "help_button": True}
+
+
 def test_fhir_labels_a_training_patients_resources_as_test_data(
     world: tuple[TestClient, Scenario, int], pool: ConnectionPool, clock: FakeClock
 ) -> None:
