@@ -88,3 +88,26 @@ CREATE TRIGGER dose_slots_id_stays BEFORE UPDATE OF id ON dose_slots FOR EACH RO
     WHEN (NEW.id IS DISTINCT FROM OLD.id) EXECUTE FUNCTION referenced_rows_stay();
 CREATE TRIGGER dose_slots_truncate AFTER TRUNCATE ON dose_slots
     FOR EACH STATEMENT EXECUTE FUNCTION referenced_rows_stay('alarms');
+
+-- 0019's statement checks, probing each distinct value once: a batch of 2,000 alarms names 100
+-- teams, one policy and 300 nurses, and its history rows name each alarm twice.
+CREATE OR REPLACE FUNCTION refs_exist() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    missing text;
+BEGIN
+    FOR i IN 0 .. TG_NARGS - 1 BY 2 LOOP
+        EXECUTE format(
+            'SELECT d.v::text FROM (SELECT DISTINCT n.%1$I AS v FROM new_rows n'
+            ' WHERE n.%1$I IS NOT NULL) d'
+            ' WHERE NOT EXISTS (SELECT 1 FROM %2$I p WHERE p.id = d.v) LIMIT 1',
+            TG_ARGV[i], TG_ARGV[i + 1]) INTO missing;
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'insert or update on table "%" violates reference to "%"',
+                TG_TABLE_NAME, TG_ARGV[i + 1]
+                USING ERRCODE = 'foreign_key_violation', TABLE = TG_TABLE_NAME,
+                      DETAIL = format('Key (%s)=(%s) is not present in table "%s".',
+                                      TG_ARGV[i], missing, TG_ARGV[i + 1]);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END $$;
