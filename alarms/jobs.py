@@ -61,6 +61,7 @@ def start_scheduler(
     *,
     sweep_interval_s: float,
     horizon: timedelta,
+    sweep_connections: int = 2,
     notifier: Notifier | None = None,
     tz: ZoneInfo | None = None,
     offline_after: timedelta = OFFLINE_AFTER,
@@ -73,7 +74,13 @@ def start_scheduler(
     # coalesce + max_instances=1: a slow run is never stacked; the next one catches up.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     # The sweep also wakes at each window's close (its own thread); this job is the guarantee.
-    sweeper = Sweeper(pool, clock, max_wait_s=sweep_interval_s, offline_after=offline_after)
+    sweeper = Sweeper(
+        pool,
+        clock,
+        max_wait_s=sweep_interval_s,
+        offline_after=offline_after,
+        parallel=sweep_connections,
+    )
     jobs: dict[str, tuple[Callable[[], object], float]] = {
         "sweep": (sweeper.sweep, sweep_interval_s),
         "escalate": (lambda: run_escalations(pool, clock), sweep_interval_s),

@@ -94,8 +94,9 @@ class Sweeper:
         max_wait_s: float,
         offline_after: timedelta = OFFLINE_AFTER,
         min_gap_s: float = MIN_GAP_S,
+        parallel: int = 2,
     ) -> None:
-        self._pool, self._clock = pool, clock
+        self._pool, self._clock, self._parallel = pool, clock, parallel
         self._max_wait_s, self._min_gap_s = max_wait_s, min_gap_s
         self._offline_after = offline_after
         self._sweeping = threading.Lock()
@@ -108,7 +109,9 @@ class Sweeper:
         Waiting, not skipping: the interval job then stamps its run (the health self-watch)
         only once a sweep has really completed, so a stuck sweep still shows as one."""
         with self._sweeping:
-            return sweep_missed_doses(self._pool, self._clock, offline_after=self._offline_after)
+            return sweep_missed_doses(
+                self._pool, self._clock, offline_after=self._offline_after, parallel=self._parallel
+            )
 
     def start(self) -> None:
         self._thread.start()

@@ -10,8 +10,8 @@ each alarm's NOTIFY on commit, as a console would). Next to it, in the same data
 the time of a bare ``INSERT … SELECT`` of the same 100,000 rows into a copy of the alarms table
 without trigger, history or outbox: the ratio is the figure.
 
-Run: ``.venv/bin/python -m bench.alarms [--slots N] [--burst] [--workers N] [--poll-only]
-[--append BENCHMARKS.md]``.
+Run: ``.venv/bin/python -m bench.alarms [--slots N] [--burst] [--workers N] [--connections N]
+[--poll-only] [--append BENCHMARKS.md]``.
 It uses DOSEWATCH_DATABASE_URL's server (default: the local PostgreSQL) in a private database.
 """
 
@@ -99,7 +99,14 @@ def bare_baseline(url: str) -> float:
 
 
 def alarm_process(
-    url: str, interval: float, wake: bool, stop: Any, finished: Any, leave: Any, cpu: Any
+    url: str,
+    interval: float,
+    wake: bool,
+    connections: int,
+    stop: Any,
+    finished: Any,
+    leave: Any,
+    cpu: Any,
 ) -> None:
     """One alarm process, running the jobs as start_scheduler runs them: the sweep at each
     window's close (unless --poll-only) and, as the guarantee, with the escalations every
@@ -109,7 +116,7 @@ def alarm_process(
     clock = SystemClock()
     settle_heap()  # as start_alarm_jobs does
     cpu_start = time.process_time()
-    sweeper = Sweeper(pool, clock, max_wait_s=interval)
+    sweeper = Sweeper(pool, clock, max_wait_s=interval, parallel=connections)
     if wake:
         sweeper.start()
     while not stop.is_set():
@@ -126,7 +133,13 @@ def alarm_process(
 
 
 def run_pipeline(
-    url: str, slots: int, last_close: datetime, interval: float, workers: int, wake: bool
+    url: str,
+    slots: int,
+    last_close: datetime,
+    interval: float,
+    workers: int,
+    wake: bool,
+    connections: int = 2,
 ) -> dict[str, float]:
     """``workers`` alarm processes (real processes: each has its own interpreter lock, as in
     production); this process only listens and measures."""
@@ -135,7 +148,10 @@ def run_pipeline(
     finished = [spawn.Event() for _ in range(workers)]
     cpus = [spawn.Value("d", 0.0) for _ in range(workers)]
     procs = [
-        spawn.Process(target=alarm_process, args=(url, interval, wake, stop, done, leave, cpu))
+        spawn.Process(
+            target=alarm_process,
+            args=(url, interval, wake, connections, stop, done, leave, cpu),
+        )
         for done, cpu in zip(finished, cpus, strict=True)
     ]
     pool = make_pool(url, max_size=2, name="bench-alarms")
@@ -261,6 +277,12 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="all windows close in one second")
     parser.add_argument("--workers", type=int, default=1, help="alarm processes")
     parser.add_argument(
+        "--connections",
+        type=int,
+        default=2,
+        help="connections each alarm process drains a backlog over (DOSEWATCH_SWEEP_CONNECTIONS)",
+    )
+    parser.add_argument(
         "--poll-only", action="store_true", help="sweep every interval only (no wake at close)"
     )
     parser.add_argument("--append", help="append the result to this Markdown file")
@@ -281,7 +303,13 @@ def main() -> None:
         last_close = row[0]
         time.sleep(max(0.0, (last_close - datetime.now(UTC)).total_seconds() - spread))
         result = run_pipeline(
-            url, args.slots, last_close, args.interval, args.workers, not args.poll_only
+            url,
+            args.slots,
+            last_close,
+            args.interval,
+            args.workers,
+            not args.poll_only,
+            args.connections,
         )
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as conn:
@@ -294,7 +322,8 @@ def main() -> None:
         "",
         f"Machine: {machine()}; PostgreSQL at {ADMIN.rpartition('@')[2]}; sweep every "
         f"{args.interval:g} s{' only' if args.poll_only else ' and at each window close'}, "
-        f"{args.workers} alarm process(es); the Twilio dispatch is not in"
+        f"{args.workers} alarm process(es) draining over {args.connections} connection(s)"
+        " each; the Twilio dispatch is not in"
         " the measure (it runs after the outbox commit).",
         "",
         "| measure | value |",

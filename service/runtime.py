@@ -156,6 +156,7 @@ def start_alarm_jobs(rt: Runtime) -> Any:
         rt.pool,
         rt.clock,
         sweep_interval_s=rt.settings.sweep_interval_s,
+        sweep_connections=rt.settings.sweep_connections,
         horizon=rt.horizon,
         notifier=notifier_from_settings(rt.settings),  # None (and a loud warning): console-only
         tz=ZoneInfo(rt.settings.timezone),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from psycopg_pool import ConnectionPool
 
 from alarms.jobs import plan_slots, sweep_missed_doses
@@ -106,3 +107,17 @@ def test_planning_keeps_a_rolling_horizon_idempotently(
     assert plan_slots(pool, clock, timedelta(hours=48)) == 0
     # Two per local day, 08:00 and 20:00 Stockholm (07:00 and 19:00 UTC in winter).
     assert {d.astimezone(UTC).hour for d in after} == {7, 19}
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_one_sweep_drains_a_backlog_over_the_connections_it_is_given(
+    pool: ConnectionPool, clock: FakeClock, connections: int
+) -> None:
+    """DOSEWATCH_SWEEP_CONNECTIONS: a backlog of many batches is drained by one sweep, whether
+    over one connection or several, each slot opening its one alarm."""
+    for i in range(30):
+        add_dispenser(pool, f"DSP-{i:03d}", clock.now())
+    clock.set(DUE + timedelta(hours=1))
+    opened = sweep_missed_doses(pool, clock, batch=4, parallel=connections)
+    assert len(opened) == len(set(opened)) == 30
+    assert sweep_missed_doses(pool, clock, batch=4, parallel=connections) == []

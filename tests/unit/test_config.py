@@ -105,6 +105,7 @@ def test_defaults_with_an_empty_environment() -> None:
     s = load_settings()
     assert s.database_url is None and s.mqtt_url is None and s.mqtt is None
     assert (s.http_host, s.http_port, s.timezone) == ("127.0.0.1", 8000, "Europe/Stockholm")
+    assert s.sweep_connections == 2
 
 
 def test_good_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,7 +113,9 @@ def test_good_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("DOSEWATCH_MQTT_URL", "mqtts://gw:pw@broker.example")
     monkeypatch.setenv("DOSEWATCH_TIMEZONE", "Australia/Sydney")
     monkeypatch.setenv("DOSEWATCH_HTTP_PORT", "8080")
+    monkeypatch.setenv("DOSEWATCH_SWEEP_CONNECTIONS", "1")
     s = load_settings()
+    assert s.sweep_connections == 1
     assert s.database_url == "postgresql://dw@db.example/dosewatch"
     assert s.mqtt == MqttUrl("broker.example", 8883, "gw", "pw", True)
     assert s.timezone == "Australia/Sydney"
@@ -155,6 +158,8 @@ def _error_for(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> str:
         ("DOSEWATCH_HTTP_PORT", "0", "1"),
         ("DOSEWATCH_HTTP_PORT", "65536", "65535"),
         ("DOSEWATCH_HTTP_PORT", "-1", "1"),
+        ("DOSEWATCH_SWEEP_CONNECTIONS", "0", "1"),
+        ("DOSEWATCH_SWEEP_CONNECTIONS", "9", "8"),
     ],
 )
 def test_bad_variable_is_named_in_the_error(
