@@ -75,6 +75,16 @@ def setup(url: str, slots: int, first_close: datetime, spread_s: float) -> None:
         conn.execute(
             "INSERT INTO dispensers (id, patient_id) SELECT 'DSP-' || id, id FROM patients"
         )
+        # Each dispenser's schedule, as in production: closing a slot marks its patient's day
+        # for the adherence rollup (the statement trigger joins the slot to its schedule's
+        # time zone). Before 2026-12-07 the bench had no schedule rows, so that mark cost nothing.
+        conn.execute(
+            "INSERT INTO schedules (dispenser_id, version, timezone, doses, valid_from,"
+            " created_at, effective_from) SELECT id, 1, 'Europe/Stockholm',"
+            ' \'[{"time": "08:00", "label": "morning", "window_min": 45}]\', %s::date, %s, %s'
+            " FROM dispensers",
+            (now - timedelta(days=1), now, now - timedelta(days=1)),
+        )
         conn.execute(
             "INSERT INTO dose_slots (dispenser_id, due_at, window_end, schedule_version,"
             " local_time) SELECT 'DSP-' || g, w - interval '45 minutes', w, 1, '08:00'"

@@ -5,6 +5,7 @@ reaches the daily figures on the next refresh."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from gateway.writer import Inbound, write_batch
 from tests.helpers import add_dispenser
 
 TOPIC = "dosewatch/v1/dispensers/{}/events"
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
 def daily(pool: ConnectionPool, dispenser_id: str, now: datetime) -> dict[date, DayCounts]:
@@ -179,3 +181,41 @@ def test_the_job_empties_the_queue(pool: ConnectionPool, clock: FakeClock) -> No
         assert rollups.backlog(conn) == 0
         n = conn.execute("SELECT count(*) AS n FROM adherence_daily").fetchone()
         assert n is not None and n["n"] == 2  # today and tomorrow (48 h from 07:50 local)
+
+
+def test_a_slot_update_marks_the_days_its_counted_facts_touch_and_only_those(
+    pool: ConnectionPool, clock: FakeClock
+) -> None:
+    """Migration 0025's one-pass marks, as 0012's: a state change marks the slot's day; a slot
+    moved to another day marks both days; a change nothing counts (closed_at) marks none. Days
+    are the schedule's local days (Stockholm: 23:30 UTC is the next day)."""
+    add_dispenser(pool, "DSP-M", clock.now())
+    rollups.run_job(pool, clock.now())  # the planned slots' marks, done
+
+    with pool.connection() as conn:
+        first = conn.execute(
+            "SELECT id, due_at FROM dose_slots WHERE dispenser_id = 'DSP-M' ORDER BY due_at LIMIT 1"
+        ).fetchone()
+    assert first is not None
+
+    def marked_after(sql: str) -> set[date]:
+        with pool.connection() as conn:
+            conn.execute("DELETE FROM adherence_dirty")
+            conn.execute(sql, (first["id"],))
+            rows = conn.execute("SELECT dispenser_id, local_date FROM adherence_dirty").fetchall()
+        assert {r["dispenser_id"] for r in rows} <= {"DSP-M"}
+        return {r["local_date"] for r in rows}
+
+    day = first["due_at"].astimezone(STOCKHOLM).date()
+    assert marked_after("UPDATE dose_slots SET closed_at = now() WHERE id = %s") == set()
+    assert marked_after("UPDATE dose_slots SET state = 'missed' WHERE id = %s") == {day}
+    moved = marked_after(
+        "UPDATE dose_slots SET due_at = due_at + interval '2 days',"
+        " window_end = window_end + interval '2 days' WHERE id = %s"
+    )
+    assert moved == {day, day + timedelta(days=2)}
+    late_evening = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=23, minutes=30)
+    assert marked_after(
+        f"UPDATE dose_slots SET due_at = '{late_evening.isoformat()}',"
+        f" window_end = '{(late_evening + timedelta(minutes=45)).isoformat()}' WHERE id = %s"
+    ) == {day + timedelta(days=2), day + timedelta(days=1)}
