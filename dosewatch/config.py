@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     # How long the broker keeps the gateway's session (and queued QoS 1 messages) while it is away.
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     sweep_interval_s: float = Field(default=5.0, gt=0)
-    # Connections one alarm process drains a backlog of due windows over (the 08:00 rush). All
-    # alarm processes together are best at about the database's cores: more only contend.
+    # Connections a backlog of due windows (the 08:00 rush) is drained over, by one alarm process
+    # and by all of them together (advisory-lock slots): about the database's cores; more contend.
     sweep_connections: int = Field(default=2, ge=1, le=8)  # the pool holds 8
     plan_horizon_h: int = Field(default=48, ge=24, le=24 * 14)
     # A dispenser with no status heartbeat for this long is offline (mark_silent_offline).

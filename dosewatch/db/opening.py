@@ -202,6 +202,30 @@ def json_text(detail: dict[str, Any]) -> str:
     return json.dumps(detail, separators=(",", ":"), default=str)
 
 
+# Two-key advisory locks (class, slot): a connection draining a backlog of due windows holds one
+# slot of DOSEWATCH_SWEEP_CONNECTIONS for as long as it drains.
+_DRAIN_CLASS = 0x6472616E  # "dran"
+
+
+def take_drain_slot(conn: DbConn, slots: int) -> int | None:
+    """Take a free one of ``slots`` drain slots for this session; None when all are held.
+
+    Session-level (a drain spans many transactions): :func:`release_drain_slot` must follow on
+    the same connection before it goes back to a pool. A process that dies releases its slots
+    with its connections."""
+    for slot in range(slots):
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s) AS got", (_DRAIN_CLASS, slot)
+        ).fetchone()
+        if row is not None and row["got"]:
+            return slot
+    return None
+
+
+def release_drain_slot(conn: DbConn, slot: int) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_DRAIN_CLASS, slot))
+
+
 def next_close(conn: DbConn, after: datetime) -> datetime | None:
     """When the next pending window closes, after ``after`` (the partial index on pending
     slots' window ends: one index entry read)."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from alarms.jobs import plan_slots, sweep_missed_doses
 from dosewatch.clock import FakeClock
+from dosewatch.db import opening as opening_sql
 from dosewatch.db.pool import make_pool
 from tests.helpers import add_dispenser, alarms_of, slot_states
 
@@ -121,3 +125,31 @@ def test_one_sweep_drains_a_backlog_over_the_connections_it_is_given(
     opened = sweep_missed_doses(pool, clock, batch=4, parallel=connections)
     assert len(opened) == len(set(opened)) == 30
     assert sweep_missed_doses(pool, clock, batch=4, parallel=connections) == []
+
+
+def test_drains_share_the_slots_of_all_alarm_processes(
+    pool: ConnectionPool, clock: FakeClock, database_url: str
+) -> None:
+    """With every drain slot held elsewhere (other alarm processes draining), a sweep closes its
+    first batch only and leaves the backlog to them; once they let go, one sweep drains it and
+    lets its own slots go too."""
+    for i in range(30):
+        add_dispenser(pool, f"DSP-{i:03d}", clock.now())
+    clock.set(DUE + timedelta(hours=1))
+
+    def hold_both() -> tuple[list[psycopg.Connection[Any]], list[int | None]]:
+        # Advisory locks are re-entrant within a session: one connection per slot.
+        conns = [psycopg.connect(database_url, autocommit=True, row_factory=dict_row)]
+        conns.append(psycopg.connect(database_url, autocommit=True, row_factory=dict_row))
+        return conns, [opening_sql.take_drain_slot(c, 2) for c in conns]
+
+    conns, held = hold_both()
+    assert held == [0, 1]
+    assert len(sweep_missed_doses(pool, clock, batch=4, parallel=2)) == 4
+    for c in conns:
+        c.close()  # a process that goes away lets its slot go with its connection
+    assert len(sweep_missed_doses(pool, clock, batch=4, parallel=2)) == 26
+    conns, held = hold_both()
+    assert held == [0, 1]
+    for c in conns:
+        c.close()
