@@ -26,8 +26,13 @@ ALARM_COLUMNS = (
 
 def training_sql(alias: str = "alarms") -> str:
     """Whether the alarm ``alias`` is a training alarm: derived from the team it pages (where
-    "training" lives, :mod:`dosewatch.domain.training`), never stored on the alarm."""
-    return f"EXISTS (SELECT 1 FROM teams tt WHERE tt.id = {alias}.team_id AND tt.training)"
+    "training" lives, :mod:`dosewatch.domain.training`), never stored on the alarm; an alarm
+    that pages no team goes by its patient's team. The one copy of the rule in SQL: the console,
+    the messages, the reports and the handover all use it."""
+    return (
+        "EXISTS (SELECT 1 FROM teams tt WHERE tt.training AND tt.id = coalesce("
+        f"{alias}.team_id, (SELECT tp.team_id FROM patients tp WHERE tp.id = {alias}.patient_id)))"
+    )
 
 
 SELECT_ALARM = f"SELECT {ALARM_COLUMNS}, {training_sql()} AS training FROM alarms"

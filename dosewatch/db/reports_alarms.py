@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dosewatch.db import DbConn
+from dosewatch.db.alarms import training_sql
 from dosewatch.domain.alarm_figures import AlarmFacts
 
 # A policy's last step of its last round was paged: a notification for it exists.
@@ -15,13 +16,9 @@ _REACHED_LAST = (
     " AND n.step_index = jsonb_array_length(pv.body -> 'steps') - 1"
     " AND n.step_round = coalesce((pv.body ->> 'repeats')::int, 0))"
 )
-# Training mode: a training team's alarms (``a``, its patient ``p``) are in no real figure —
-# no report, and no count in the console's handover. The team is the alarm's, else its
-# patient's. The one copy of the rule: every real figure of alarms uses this.
-REAL_ALARM = (
-    "NOT EXISTS (SELECT 1 FROM teams tt WHERE tt.id = coalesce(a.team_id, p.team_id)"
-    " AND tt.training)"
-)
+# Training mode: a training alarm (``a``) is in no real figure — no report, and no count in the
+# console's handover. Every real figure of alarms uses this.
+REAL_ALARM = f"NOT {training_sql('a')}"
 _IN_SCOPE = (
     " a.opened_at >= %(since)s AND a.opened_at < %(until)s"
     " AND (%(team)s::bigint IS NULL OR a.team_id = %(team)s OR p.team_id = %(team)s)"

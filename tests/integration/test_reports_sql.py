@@ -54,6 +54,8 @@ def test_grouped_sql_equals_the_domain_figures(
         for d, pid, _, _ in DISPENSERS:
             conn.execute("INSERT INTO dispensers (id, patient_id) VALUES (%s, %s)", (d, pid))
         for i, day, c in rows:
+            if not sum(getattr(c, k) for k in COLUMNS):
+                continue  # the rollup stores no day without a slot (rollups._REFRESH)
             d, pid, _, _ = DISPENSERS[i]
             conn.execute(
                 f"INSERT INTO adherence_daily (dispenser_id, local_date, patient_id,"

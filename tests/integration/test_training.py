@@ -23,6 +23,8 @@ from alarms.twilio_notifier import TwilioNotifier
 from dashboards.app import create_app
 from dosewatch.clock import FakeClock
 from dosewatch.db import teams as team_sql
+from dosewatch.db.alarms import training_sql
+from dosewatch.db.reports_alarms import REAL_ALARM
 from dosewatch.domain.training import normalise_number
 from dosewatch.usecases import training
 from tests.auth_helpers import bearer
@@ -288,3 +290,21 @@ def test_the_sql_number_rule_is_the_domains(pool: ConnectionPool, clock: FakeClo
     with pool.connection() as conn:
         found = team_sql.real_numbers(conn, ["+46701111111", "+46 70 222 22 22", "+4670999"])
     assert found == {normalise_number(ANNA), normalise_number(LARS)}
+
+
+def test_one_sql_rule_for_a_training_alarm_even_one_that_pages_no_team(
+    world: tuple[TestClient, Scenario, int], pool: ConnectionPool
+) -> None:
+    """``db.alarms.training_sql`` is the only copy: the console's listing and the reports' and
+    handover's REAL_ALARM agree, also for an alarm with no team (it goes by its patient's)."""
+    client, _, team_id = world
+    assert _trigger(client, f"TRN-{team_id}-1", "help_button")[0] == 201
+    with pool.connection() as conn:
+        conn.execute("UPDATE alarms SET team_id = NULL")  # pages no team: its patient's decides
+        rows = conn.execute(
+            f"SELECT a.id, {training_sql('a')} AS training, {REAL_ALARM} AS real"
+            " FROM alarms a JOIN patients p ON p.id = a.patient_id"
+        ).fetchall()
+    assert rows and all(r["training"] and not r["real"] for r in rows)
+    listed = client.get("/api/v1/alarms", params={"state": "open"}).json()
+    assert listed and all(a["training"] for a in listed)
