@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from alarms.escalation import run_escalations
 from alarms.missed import Sweeper
@@ -80,10 +81,14 @@ def setup(url: str, slots: int, first_close: datetime, spread_s: float) -> None:
         # time zone). Before 2026-12-07 the bench had no schedule rows, so that mark cost nothing.
         conn.execute(
             "INSERT INTO schedules (dispenser_id, version, timezone, doses, valid_from,"
-            " created_at, effective_from) SELECT id, 1, 'Europe/Stockholm',"
-            ' \'[{"time": "08:00", "label": "morning", "window_min": 45}]\', %s::date, %s, %s'
+            " created_at, effective_from) SELECT id, 1, 'Europe/Stockholm', %s, %s::date, %s, %s"
             " FROM dispensers",
-            (now - timedelta(days=1), now, now - timedelta(days=1)),
+            (
+                Jsonb([{"time": "08:00", "label": "morning", "window_min": 45}]),
+                now - timedelta(days=1),
+                now,
+                now - timedelta(days=1),
+            ),
         )
         conn.execute(
             "INSERT INTO dose_slots (dispenser_id, due_at, window_end, schedule_version,"

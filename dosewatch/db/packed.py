@@ -56,13 +56,12 @@ class _PackedDumper(Dumper):
 psycopg.adapters.register_dumper(Packed, _PackedDumper)
 
 
-def _text(v: str) -> bytes:
-    b = v.encode()
-    return _LEN.pack(len(b)) + b
-
-
 def _bytea(v: bytes) -> bytes:
     return _LEN.pack(len(v)) + v
+
+
+def _text(v: str) -> bytes:
+    return _bytea(v.encode())
 
 
 def _timestamptz(v: datetime) -> bytes:

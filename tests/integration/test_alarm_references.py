@@ -5,7 +5,6 @@ rows they name cannot be deleted or renumbered."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from alarms.jobs import sweep_missed_doses
 from dosewatch.clock import FakeClock
+from tests.conftest import wait_for
 from tests.helpers import alarms_of
 from tests.scenario import nurse_and_lead_with_a_patient
 
@@ -208,7 +208,9 @@ def test_a_slot_deleted_while_its_alarm_opens_leaves_no_alarm_without_its_slot(
             a.execute(*first)
             with ThreadPoolExecutor(1) as pool_b:
                 waiting = pool_b.submit(b.execute, *second)
-                wait_for_lock(a, b.info.backend_pid)
+                waits_on = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s"
+                pid = b.info.backend_pid
+                wait_for(lambda: a.execute(waits_on, (pid,)).fetchone()[0], what="b's row lock")
                 assert not waiting.done()
                 a.commit()
                 error = waiting.exception(timeout=10)
@@ -229,16 +231,3 @@ def test_a_slot_deleted_while_its_alarm_opens_leaves_no_alarm_without_its_slot(
             " AND NOT EXISTS (SELECT 1 FROM dose_slots s WHERE s.id = a.slot_id)"
         )
         assert orphans.fetchone() == {"n": 0}
-
-
-def wait_for_lock(conn: psycopg.Connection[Any], pid: int) -> None:
-    """Until the backend ``pid`` waits on a lock (the row lock the other transaction holds)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        row = conn.execute(
-            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-        ).fetchone()
-        if row is not None and row[0] == "Lock":
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"backend {pid} never waited on a lock")
